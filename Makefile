@@ -1,0 +1,33 @@
+# Two set-up commands: `make demo` (train + evaluate + report on the real chest X-rays) and `make test`.
+# Both create .venv themselves from requirements.lock (CPU build of torch; no CUDA download).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.medfit-installed
+SITE = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first, pinned to the CPU build, so that nothing later pulls a CUDA build
+	$(BIN)/pip install -q -c requirements.lock torch==2.13.0
+	$(BIN)/pip install -q -c requirements.lock -e '.[test]'
+	# Make `import torchvision` safe from any entry point (see medfit/_torchvision_shim.py)
+	echo 'import medfit' > "$(SITE)/medfit-torchvision-shim.pth"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/medfit demo
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q tests
+
+bench: $(STAMP)
+	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

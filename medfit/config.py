@@ -1,0 +1,247 @@
+"""Typed experiment configuration: YAML in and out, strict keys, errors that name the key path."""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from medfit.errors import ConfigError
+
+Task = Literal["binary", "multiclass", "multilabel"]
+
+
+@dataclass
+class DataConfig:
+    """Where the images are and how they become a manifest."""
+
+    source: Literal["folder", "medmnist", "csv", "manifest"] = "folder"
+    root: str = ""  # folder tree, .npz or CSV; relative paths resolve against the data dir
+    data_dir: str = ""  # base for relative roots: --data, else $MEDFIT_DATA, else ../shared/data
+    patient_regex: str = r"(person\d+)"  # first group of a match on the file name is the patient id
+    image_column: str = "image"
+    label_columns: list[str] = field(default_factory=lambda: ["label"])
+    patient_column: str = "patient_id"
+    site_column: str = "site"
+    class_names: list[str] = field(default_factory=list)  # empty: taken from the data
+    task: Task = "binary"
+    val_fraction: float = 0.1  # drawn from the training pool, stratified and grouped by patient
+    split_seed: int = 0
+    image_size: int = 64
+    channels: int = 1
+    num_workers: int = 0
+    limit_per_split: int = 0  # >0: keep at most this many images per split (quick runs)
+
+
+@dataclass
+class PreprocessConfig:
+    """Image preprocessing before augmentation (see medfit.preprocess)."""
+
+    recipe: str = ""  # named recipe, e.g. "radiograph"; empty means resize only
+    ops: list[dict] = field(default_factory=list)  # explicit ops: [{name: clahe, clip: 2.5}, ...]
+    cache_dir: str = ""  # empty: <output_dir>/.cache
+
+
+@dataclass
+class ModelConfig:
+    """Which network to build (see medfit.models.build_model)."""
+
+    name: str = "resnet18"  # any timm model name
+    pretrained: str = ""  # local weight file (timm loader); empty = random init
+    in_chans: int = 1
+    drop_rate: float = 0.0
+    kwargs: dict = field(default_factory=dict)  # extra keyword arguments for timm.create_model
+
+
+@dataclass
+class AugmentConfig:
+    """Training-time augmentation (applied on tensors, on the fly)."""
+
+    hflip: bool = False
+    rotate_degrees: float = 10.0
+    scale: list[float] = field(default_factory=lambda: [0.85, 1.0])
+    translate: float = 0.05
+    brightness: float = 0.1
+    contrast: float = 0.1
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and the Lightning trainer."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    scheduler: Literal["cosine", "none"] = "cosine"
+    warmup_epochs: float = 1.0
+    min_lr_ratio: float = 0.01
+    early_stopping_patience: int = 0  # 0 disables early stopping
+    monitor: str = "val_auc"
+    class_balance: Literal["none", "loss", "sampler"] = "loss"
+    grad_clip: float = 0.0
+    label_smoothing: float = 0.0
+    accelerator: str = "cpu"
+    devices: Union[int, str] = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    logger: Literal["mlflow", "csv", "none"] = "mlflow"
+    mlflow_uri: str = ""  # empty: a local file store in <output_dir>/mlruns
+    progress_bar: bool = True
+    max_time_minutes: float = 0.0  # >0: stop training after this wall time
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class EvaluateConfig:
+    """How predictions become metrics."""
+
+    threshold: Literal["youden", "fixed", "sensitivity", "specificity"] = "youden"
+    threshold_value: float = 0.5  # the fixed threshold, or the target sensitivity/specificity
+    bootstrap: int = 1000
+    ci_level: float = 0.95
+
+
+@dataclass
+class ExperimentConfig:
+    """One experiment: data, preprocessing, model, training and evaluation."""
+
+    name: str = "run"
+    seed: int = 0
+    output_dir: str = "runs"
+    data: DataConfig = field(default_factory=DataConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        """The run folder: <output_dir>/<name>."""
+        return Path(self.output_dir) / self.name
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, path: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it converted (int -> float only)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__} {value!r}")
+        return _build(tp, value, path)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{path}: expected one of {list(args)}, got {value!r}")
+        return value
+    if origin in (Union, types.UnionType):
+        errors = []
+        for arg in args:
+            try:
+                return _coerce(value, arg, path)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"{path}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
+    if tp is type(None):
+        if value is not None:
+            raise ConfigError(f"{path}: expected null, got {value!r}")
+        return None
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list, got {type(value).__name__} {value!r}")
+        item = args[0] if args else Any
+        return [_coerce(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__} {value!r}")
+        return dict(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: expected float, got {type(value).__name__} {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected int, got {type(value).__name__} {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {type(value).__name__} {value!r}")
+        return value
+    raise ConfigError(f"{path}: unsupported config type {tp!r}")
+
+
+def _build(cls: type, data: dict, path: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        key_path = f"{path}.{key}" if path else str(key)
+        if key not in names:
+            raise ConfigError(f"{key_path}: unknown key (allowed: {', '.join(sorted(names))})")
+        kwargs[key] = _coerce(value, hints[key], key_path)
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict | None, cls: type = ExperimentConfig) -> Any:
+    """Build a typed config from a plain mapping, refusing unknown keys and wrong types."""
+    return _build(cls, data or {})
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Load a YAML experiment config, apply ``key.path=value`` overrides, and type-check it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    for item in overrides or []:
+        apply_override(data, item)
+    try:
+        return config_from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def apply_override(data: dict, item: str) -> None:
+    """Set ``a.b.c=value`` (value parsed as YAML) in a nested mapping."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r}: expected key.path=value")
+    key, raw = item.split("=", 1)
+    node = data
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {item!r}: {part} is not a section")
+    node[parts[-1]] = yaml.safe_load(raw)
+
+
+def config_to_dict(cfg: Any) -> dict:
+    """The config as plain data (for YAML and JSON)."""
+    return dataclasses.asdict(cfg)
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    """Write the resolved config as YAML."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))

@@ -1,0 +1,17 @@
+"""Errors that end a run with one clear line (the CLI prints ``error: <message>``)."""
+
+
+class MedfitError(Exception):
+    """Base class: a user-facing problem whose message names the file or key and the fix."""
+
+
+class ConfigError(MedfitError):
+    """A config key is unknown, missing or of the wrong type."""
+
+
+class DataError(MedfitError):
+    """Input data is missing, corrupt, inconsistent or leaks between splits."""
+
+
+class WeightsError(MedfitError):
+    """A pretrained weight file or model folder is missing or does not fit the model."""
