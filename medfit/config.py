@@ -44,6 +44,9 @@ class PreprocessConfig:
     recipe: str = ""  # named recipe, e.g. "radiograph"; empty means resize only
     ops: list[dict] = field(default_factory=list)  # explicit ops: [{name: clahe, clip: 2.5}, ...]
     cache_dir: str = ""  # empty: <output_dir>/.cache
+    resize: Literal["stretch", "pad"] = "stretch"  # stretch to a square, or keep the aspect ratio and pad
+    irregular_series: Literal["resample", "error"] = "resample"  # DICOM gantry tilt / uneven slice spacing
+    on_bad_file: Literal["error", "skip"] = "error"  # skip: `medfit preprocess` and series reading log and go on
 
 
 @dataclass

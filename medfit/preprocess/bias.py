@@ -1,0 +1,46 @@
+"""N4 bias-field correction (SimpleITK), run on a shrunk image and applied at full resolution."""
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+from medfit.errors import DataError
+
+
+def n4_correct(image: np.ndarray, spacing=None, mask: np.ndarray | None = None, shrink: int = 4,
+               iterations: int | list[int] = 50, levels: int = 4, source: str = "image") -> np.ndarray:
+    """Divide out a smooth multiplicative bias field estimated by N4 (2D or 3D).
+
+    The field is fitted on the image shrunk by ``shrink`` (fast: ~6 s instead of ~400 s on 256x256x32) and then
+    evaluated at full resolution. Zero/negative voxels are excluded from the fit (N4 works on log intensities).
+    """
+    image = np.asarray(image, dtype=np.float32)
+    if not np.all(np.isfinite(image)):
+        raise DataError(f"{source}: N4 got NaN or infinite values; fix or drop the image")
+    if float(image.max()) - float(image.min()) <= 0:
+        raise DataError(f"{source}: N4 got a constant image; there is no bias field to correct, drop the image "
+                        "or remove n4 from the recipe")
+    offset = 0.0
+    if float(image.min()) <= 0:  # N4 takes logs: shift to strictly positive, undo afterwards
+        offset = 1.0 - float(image.min())
+    img = sitk.GetImageFromArray(image + offset)
+    if spacing is not None:
+        img.SetSpacing([float(s) for s in list(spacing)[::-1]])
+    if mask is None:
+        fit_mask = sitk.OtsuThreshold(img, 0, 1, 200)
+        if int(sitk.GetArrayViewFromImage(fit_mask).sum()) < 16:
+            fit_mask = sitk.Image(img.GetSize(), sitk.sitkUInt8) + 1
+            fit_mask.CopyInformation(img)
+    else:
+        fit_mask = sitk.GetImageFromArray((np.asarray(mask) > 0).astype(np.uint8))
+        fit_mask.CopyInformation(img)
+    shrink = max(1, int(shrink))
+    small = sitk.Shrink(img, [shrink] * img.GetDimension()) if shrink > 1 else img
+    small_mask = sitk.Shrink(fit_mask, [shrink] * img.GetDimension()) if shrink > 1 else fit_mask
+    corrector = sitk.N4BiasFieldCorrectionImageFilter()
+    its = [int(iterations)] * int(levels) if isinstance(iterations, int) else [int(i) for i in iterations]
+    corrector.SetMaximumNumberOfIterations(its)
+    corrector.Execute(small, small_mask)
+    log_field = corrector.GetLogBiasFieldAsImage(img)
+    corrected = (image + offset) / np.exp(sitk.GetArrayFromImage(log_field))
+    return (corrected - offset).astype(np.float32)
