@@ -23,7 +23,7 @@ def open_image(path: str | Path) -> Image.Image:
     except FileNotFoundError:
         raise DataError(f"{path}: image file not found; check the manifest path") from None
     except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(f"{path}: not a readable image ({exc}); remove or replace the file") from None
+        raise DataError(f"{path}: not a readable image, corrupt or truncated ({exc}); remove or replace the file") from None
 
 
 def to_array(img: Image.Image, path: str | Path) -> np.ndarray:
