@@ -113,6 +113,39 @@ class EvaluateConfig:
 
 
 @dataclass
+class VLMConfig:
+    """A vision-language model used as a classifier, scored by its option tokens (``medfit vlm``, medfit.models.vlm)."""
+
+    model: str = ""  # local model folder, or a Hugging Face repo id already in the HF cache (never downloaded)
+    cache_dir: str = ""  # HF cache to look in; empty: $HF_HUB_CACHE or ~/.cache/huggingface/hub
+    question: str = "What does this image show?"
+    options: list[str] = field(default_factory=list)  # one description per class, in class order; empty: class names
+    option_letters: list[str] = field(default_factory=list)  # empty: A, B, C, ...
+    prompt: str = "{question}\nOptions:\n{options}"  # the user turn; {options} is one "A: description" per line
+    answer_prefix: str = "Answer:"  # text after the prompt; each option is scored right after it (after a space)
+    answer: Literal["letter", "text"] = "letter"  # score the option letters or the option texts (summed log-probs)
+    chat_template: bool = True  # wrap the prompt in the processor's chat template when it has one
+    finetune: Literal["none", "lora"] = "lora"  # none: zero-shot
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    lora_vision: bool = False  # also adapt every linear layer of the vision tower
+    epochs: int = 1
+    max_steps: int = 0  # >0: stop after this many optimiser steps
+    batch_size: int = 4
+    grad_accum_steps: int = 1  # optimiser step every this many batches
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0  # 0 disables
+    class_balance: bool = True  # weight the loss by inverse class frequency
+    gradient_checkpointing: bool = False
+    precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 where the GPU supports it, else fp32
+    device: str = "auto"  # auto: cuda when available, else cpu
+    eval_batch_size: int = 8
+
+
+@dataclass
 class ExperimentConfig:
     """One experiment: data, preprocessing, model, training and evaluation."""
 
@@ -124,6 +157,7 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    vlm: VLMConfig = field(default_factory=VLMConfig)
 
     @property
     def run_dir(self) -> Path:
