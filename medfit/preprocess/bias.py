@@ -8,7 +8,8 @@ from medfit.errors import DataError
 
 
 def n4_correct(image: np.ndarray, spacing=None, mask: np.ndarray | None = None, shrink: int = 4,
-               iterations: int | list[int] = 50, levels: int = 4, source: str = "image") -> np.ndarray:
+               iterations: int | list[int] = 50, levels: int = 4, convergence: float = 1e-3,
+               source: str = "image") -> np.ndarray:
     """Divide out a smooth multiplicative bias field estimated by N4 (2D or 3D).
 
     The field is fitted on the image shrunk by ``shrink`` (fast: ~6 s instead of ~400 s on 256x256x32) and then
@@ -27,19 +28,23 @@ def n4_correct(image: np.ndarray, spacing=None, mask: np.ndarray | None = None, 
     if spacing is not None:
         img.SetSpacing([float(s) for s in list(spacing)[::-1]])
     if mask is None:
-        fit_mask = sitk.OtsuThreshold(img, 0, 1, 200)
-        if int(sitk.GetArrayViewFromImage(fit_mask).sum()) < 16:
-            fit_mask = sitk.Image(img.GetSize(), sitk.sitkUInt8) + 1
-            fit_mask.CopyInformation(img)
+        # Foreground = everything above the dark background; an Otsu mask keeps only the brightest tissue and
+        # leaves the field badly constrained (measured on the spine MRI: pooled vertebral-body CV 0.33 -> 0.33
+        # with Otsu, -> 0.19 with this mask).
+        lo, hi = float(image.min()), float(np.percentile(image, 99.5))
+        fg = image > lo + 0.02 * (hi - lo)
+        fit = fg if int(fg.sum()) >= 16 else np.ones_like(fg)
     else:
-        fit_mask = sitk.GetImageFromArray((np.asarray(mask) > 0).astype(np.uint8))
-        fit_mask.CopyInformation(img)
+        fit = np.asarray(mask) > 0
+    fit_mask = sitk.GetImageFromArray(fit.astype(np.uint8))
+    fit_mask.CopyInformation(img)
     shrink = max(1, int(shrink))
     small = sitk.Shrink(img, [shrink] * img.GetDimension()) if shrink > 1 else img
     small_mask = sitk.Shrink(fit_mask, [shrink] * img.GetDimension()) if shrink > 1 else fit_mask
     corrector = sitk.N4BiasFieldCorrectionImageFilter()
     its = [int(iterations)] * int(levels) if isinstance(iterations, int) else [int(i) for i in iterations]
     corrector.SetMaximumNumberOfIterations(its)
+    corrector.SetConvergenceThreshold(float(convergence))
     corrector.Execute(small, small_mask)
     log_field = corrector.GetLogBiasFieldAsImage(img)
     corrected = (image + offset) / np.exp(sitk.GetArrayFromImage(log_field))

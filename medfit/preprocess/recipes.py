@@ -130,7 +130,8 @@ RECIPES: dict[str, list[dict]] = {
     "": [],
     "mri-ovcf": [{"name": "n4"}, {"name": "crop"}, {"name": "clip", "low": 5.0, "high": 95.0}, {"name": "minmax"}],
     "radiograph": [{"name": "clahe", "clip": 2.5, "grid": 4}, {"name": "unsharp", "sigma": 1.0, "amount": 2.0}],
-    "ct-sagittal": [{"name": "window", "preset": "bone"}, {"name": "reformat", "plane": "sagittal"}],
+    # 1 mm: isotropic at the CT's 0.49 mm pixel spacing would be ~8x more voxels for no gain at classifier sizes
+    "ct-sagittal": [{"name": "window", "preset": "bone"}, {"name": "reformat", "plane": "sagittal", "spacing": 1.0}],
 }
 
 
