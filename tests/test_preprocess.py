@@ -13,7 +13,7 @@ from medfit.io.volume import Volume
 from medfit.preprocess import load_prepared, prepare, resolve_ops
 from medfit.preprocess.bias import n4_correct
 from medfit.preprocess.contrast import clahe, unsharp_mask
-from medfit.preprocess.crop import expand_box, mask_box, resize_pad
+from medfit.preprocess.crop import expand_box, mask_box
 from medfit.preprocess.intensity import apply_window, clip_quantiles, minmax, resolve_window, zscore
 from medfit.preprocess.reformat import central_slice_indices, reformat
 

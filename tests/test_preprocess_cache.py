@@ -1,0 +1,103 @@
+"""The on-disk cache of prepared images: hits, misses on changed inputs, corrupt entries, concurrent writers."""
+import glob
+import multiprocessing
+import shutil
+
+import numpy as np
+import pytest
+
+import medfit
+import medfit.preprocess as pre
+from medfit.config import PreprocessConfig
+from medfit.preprocess import load_prepared, prepared_key
+from medfit.preprocess.cache import PreparedCache
+
+
+@pytest.fixture()
+def xray(shared_data, tmp_path):
+    src = sorted(glob.glob(str(shared_data / "chest-xray-pneumonia-224" / "test" / "PNEUMONIA" / "*.jpeg")))[0]
+    dst = tmp_path / "img.jpeg"
+    shutil.copy(src, dst)  # a private copy that the test may modify
+    return str(dst)
+
+
+def _entries(cache_dir):
+    return sorted(p for p in cache_dir.rglob("*") if p.is_file())
+
+
+def test_cache_hit_and_misses(xray, tmp_path, monkeypatch):
+    cache_dir = tmp_path / "cache"
+    cfg = PreprocessConfig(recipe="radiograph", cache_dir=str(cache_dir))
+    calls = []
+    real_prepare = pre.prepare
+    monkeypatch.setattr(pre, "prepare", lambda *a, **k: calls.append(a[0]) or real_prepare(*a, **k))
+    first = load_prepared(xray, cfg, 48, 1)
+    second = load_prepared(xray, cfg, 48, 1)
+    assert len(calls) == 1 and np.array_equal(first, second) and len(_entries(cache_dir)) == 1
+    # every parameter that shapes the result is in the key
+    changed = PreprocessConfig(recipe="radiograph", ops=[{"name": "clip", "low": 2.0}], cache_dir=str(cache_dir))
+    load_prepared(xray, changed, 48, 1)
+    load_prepared(xray, cfg, 32, 1)
+    load_prepared(xray, cfg, 48, 3)
+    assert len(calls) == 4 and len(_entries(cache_dir)) == 4
+    key = prepared_key(xray, cfg, 48, 1)
+    monkeypatch.setattr(medfit, "__version__", "9.9.9")
+    assert prepared_key(xray, cfg, 48, 1) != key
+    monkeypatch.setattr(medfit, "__version__", "0.1.0")
+    # a changed source file (same path) is a miss
+    data = bytearray(open(xray, "rb").read())
+    data[-3] ^= 0xFF
+    open(xray, "wb").write(bytes(data))
+    assert prepared_key(xray, cfg, 48, 1) != key
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncate", "flip", "wrong_shape"])
+def test_corrupt_entries_are_rebuilt(xray, tmp_path, damage):
+    cfg = PreprocessConfig(recipe="radiograph", cache_dir=str(tmp_path / "cache"))
+    good = load_prepared(xray, cfg, 48, 1)
+    entry = PreparedCache(cfg.cache_dir).path(prepared_key(xray, cfg, 48, 1))
+    data = entry.read_bytes()
+    if damage == "garbage":
+        entry.write_bytes(b"not an npz")
+    elif damage == "truncate":
+        entry.write_bytes(data[: len(data) // 2])
+    elif damage == "flip":  # one flipped byte inside the pixel data: the zip CRC catches it
+        broken = bytearray(data)
+        broken[len(data) // 2] ^= 0x55
+        entry.write_bytes(bytes(broken))
+    else:
+        np.savez(entry, image=np.zeros((1, 8, 8), np.float32))
+    again = load_prepared(xray, cfg, 48, 1)
+    assert np.array_equal(again, good)
+    with np.load(entry) as npz:  # the entry itself was rewritten
+        assert np.array_equal(npz["image"], good)
+
+
+def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
+    cache = PreparedCache(tmp_path / "c")
+
+    def broken_savez(fh, **arrays):
+        fh.write(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", broken_savez)
+    with pytest.raises(OSError):
+        cache.put("ab" * 32, np.zeros((1, 4, 4), np.float32))
+    assert _entries(tmp_path / "c") == []
+
+
+def _worker(args):
+    ref, cache_dir = args
+    cfg = PreprocessConfig(recipe="radiograph", cache_dir=cache_dir)
+    return [load_prepared(ref, cfg, 64, 1) for _ in range(5)]
+
+
+def test_concurrent_writers(xray, tmp_path):
+    cache_dir = str(tmp_path / "cache")
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        results = pool.map(_worker, [(xray, cache_dir)] * 8)
+    flat = [r for rs in results for r in rs]
+    assert all(np.array_equal(r, flat[0]) for r in flat)
+    files = _entries(tmp_path / "cache")
+    assert len(files) == 1 and files[0].suffix == ".npz"  # no temporary files left behind
+    assert np.array_equal(_worker((xray, cache_dir))[0], flat[0])
