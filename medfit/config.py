@@ -50,14 +50,41 @@ class PreprocessConfig:
 
 
 @dataclass
+class FusionMemberConfig:
+    """One backbone of a feature-fusion ensemble: a trained run folder, or a timm name (+ optional weight file)."""
+
+    run: str = ""  # run folder: its config.yaml gives the network, checkpoints/best.ckpt its weights
+    name: str = ""  # timm model name when no run is given
+    pretrained: str = ""  # local weight file for ``name``
+    freeze: bool = False  # keep this member's weights fixed
+
+
+@dataclass
 class ModelConfig:
     """Which network to build (see medfit.models.build_model)."""
 
-    name: str = "resnet18"  # any timm model name
+    name: str = "resnet18"  # any timm model name or zoo alias; "fusion" (see fusion); "open_clip" (see clip_model)
     pretrained: str = ""  # local weight file (timm loader); empty = random init
     in_chans: int = 1
     drop_rate: float = 0.0
     kwargs: dict = field(default_factory=dict)  # extra keyword arguments for timm.create_model
+    cbam: list[str] = field(default_factory=list)  # CBAM after these modules (dotted paths) or ["default"] per family
+    cbam_reduction: int = 16
+    finetune: Literal["full", "linear", "lora"] = "full"  # linear: frozen backbone, head only
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_targets: list[str] = field(default_factory=list)  # empty: qkv/proj/fc1/fc2 (ViT), every conv (CNN)
+    head_lr: float = 0.0  # 0: train.lr
+    backbone_lr: float = 0.0  # 0: train.lr
+    fusion: list[FusionMemberConfig] = field(default_factory=list)  # members when name is "fusion"
+    fusion_dim: int = 768  # each member's pooled features are projected to this width
+    fusion_hidden: int = 256
+    fusion_dropout: float = 0.3
+    clip_model: str = "hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"  # or "local-dir:FOLDER"
+    clip_cache_dir: str = ""  # HF cache for hf-hub: models; empty: $HF_HUB_CACHE or ~/.cache/huggingface/hub
+    prompts: dict = field(default_factory=dict)  # zero-shot: class name -> description or list of descriptions
+    prompt_templates: list[str] = field(default_factory=lambda: ["a medical image showing {}."])
 
 
 @dataclass
