@@ -1,0 +1,38 @@
+"""Batch augmentation on tensors: random affine and intensity jitter, seeded per batch."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from medfit.config import AugmentConfig
+
+
+class BatchAugment:
+    """Random rotation, scale, translation, flip and brightness/contrast for a (B, C, H, W) batch in [0, 1]."""
+
+    def __init__(self, cfg: AugmentConfig):
+        self.cfg = cfg
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        cfg = self.cfg
+        b = x.shape[0]
+
+        def uniform(lo: float, hi: float) -> torch.Tensor:
+            return lo + (hi - lo) * torch.rand(b, generator=generator)
+
+        angle = uniform(-cfg.rotate_degrees, cfg.rotate_degrees) * math.pi / 180
+        scale = uniform(*cfg.scale) if cfg.scale else torch.ones(b)
+        tx, ty = uniform(-cfg.translate, cfg.translate) * 2, uniform(-cfg.translate, cfg.translate) * 2
+        flip = torch.where(torch.rand(b, generator=generator) < 0.5, -1.0, 1.0) if cfg.hflip else torch.ones(b)
+        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+        theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
+        grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+        out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        if cfg.brightness or cfg.contrast:
+            mean = out.mean(dim=(1, 2, 3), keepdim=True)
+            c = uniform(1 - cfg.contrast, 1 + cfg.contrast).view(b, 1, 1, 1)
+            br = uniform(-cfg.brightness, cfg.brightness).view(b, 1, 1, 1)
+            out = ((out - mean) * c + mean + br).clamp(0, 1)
+        return out

@@ -1,0 +1,237 @@
+"""The manifest: one row per image (or study) with its labels, patient, site and split."""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from medfit.config import DataConfig, ExperimentConfig
+from medfit.errors import DataError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".nii", ".gz"}
+BASE_COLUMNS = ["image", "patient_id", "site", "split"]
+
+
+@dataclass
+class Manifest:
+    """A table of images with label column(s), patient ids, sites and splits."""
+
+    df: pd.DataFrame
+    label_columns: list[str] = field(default_factory=lambda: ["label"])
+    class_names: list[str] = field(default_factory=list)
+    task: str = "binary"
+
+    def __len__(self) -> int:
+        return len(self.df)
+
+    @property
+    def num_outputs(self) -> int:
+        """Width of the model's output: 1 for binary, classes for multiclass, labels for multilabel."""
+        if self.task == "binary":
+            return 1
+        if self.task == "multilabel":
+            return len(self.label_columns)
+        return len(self.class_names)
+
+    def split(self, name: str) -> "Manifest":
+        """The rows of one split."""
+        return Manifest(self.df[self.df["split"] == name].reset_index(drop=True), self.label_columns, self.class_names, self.task)
+
+    def labels(self) -> np.ndarray:
+        """Labels as an array: (N,) ints for binary/multiclass, (N, L) for multilabel."""
+        if self.task == "multilabel":
+            return self.df[self.label_columns].to_numpy(dtype=np.float32)
+        return self.df[self.label_columns[0]].to_numpy(dtype=np.int64)
+
+    def counts(self) -> pd.DataFrame:
+        """Images per split and class (for summaries and reports)."""
+        if self.task == "multilabel":
+            return self.df.groupby("split")[self.label_columns].sum()
+        col = self.label_columns[0]
+        table = self.df.groupby(["split", col]).size().unstack(fill_value=0)
+        if self.class_names:
+            table.columns = [self.class_names[int(c)] for c in table.columns]
+        return table
+
+    def to_csv(self, path: str | Path) -> None:
+        """Write the manifest as CSV."""
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.df.to_csv(path, index=False)
+
+
+def _label_index(values: pd.Series, class_names: list[str], source: str) -> tuple[pd.Series, list[str]]:
+    """Map label values (names or integers) to 0..K-1 indices; unknown labels are an error."""
+    if values.isna().any():
+        rows = list(values[values.isna()].index[:5])
+        raise DataError(f"{source}: missing labels in rows {rows}; fill them or drop those rows")
+    if not class_names:
+        uniq = sorted(values.unique(), key=lambda v: (str(type(v)), v))
+        class_names = [str(v) for v in uniq]
+    names = [str(c) for c in class_names]
+    as_str = values.astype(str)
+    if set(as_str) <= set(names):
+        return as_str.map({n: i for i, n in enumerate(names)}).astype(int), names
+    numeric = pd.to_numeric(values, errors="coerce")
+    if numeric.notna().all() and numeric.between(0, len(names) - 1).all() and (numeric % 1 == 0).all():
+        return numeric.astype(int), names
+    unknown = sorted(set(as_str) - set(names))[:5]
+    raise DataError(f"{source}: unknown labels {unknown}; expected one of {names} (set data.class_names)")
+
+
+def patient_from_name(name: str, pattern: str) -> str:
+    """Patient id from a file name by the first group of ``pattern`` (the file stem when it does not match)."""
+    match = re.search(pattern, name) if pattern else None
+    if match:
+        return match.group(1) if match.groups() else match.group(0)
+    return Path(name).name.split(".")[0]
+
+
+def manifest_from_folder_tree(root: str | Path, patient_regex: str = r"(person\d+)", class_names: list[str] | None = None,
+                              patient_scope: str = "global") -> Manifest:
+    """Import ``root/<split>/<CLASS>/*.ext`` (or ``root/<CLASS>/*`` as one training pool).
+
+    Patient ids come from the file name by ``patient_regex``; a file that does not match is its own patient.
+    ``patient_scope="split"`` prefixes ids with the split folder, for sets whose numbering restarts per folder.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: folder not found; expected <split>/<CLASS>/<image> subfolders")
+    split_dirs = [d for d in sorted(root.iterdir()) if d.is_dir() and d.name.lower() in {"train", "val", "test", "external"}]
+    layout = [(d.name.lower(), d) for d in split_dirs] or [("train", root)]
+    rows = []
+    for split, split_dir in layout:
+        for class_dir in sorted(d for d in split_dir.iterdir() if d.is_dir()):
+            for path in sorted(class_dir.iterdir()):
+                if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
+                    continue
+                patient = patient_from_name(path.name, patient_regex)
+                rows.append({
+                    "image": str(path),
+                    "label": class_dir.name,
+                    "patient_id": f"{split}/{patient}" if patient_scope == "split" else patient,
+                    "site": "site0",
+                    "split": split,
+                })
+    if not rows:
+        raise DataError(f"{root}: no images found; expected <split>/<CLASS>/<image> subfolders")
+    df = pd.DataFrame(rows)
+    df["label"], names = _label_index(df["label"], class_names or sorted(df["label"].unique()), str(root))
+    return Manifest(df, ["label"], names, "binary" if len(names) == 2 else "multiclass")
+
+
+def manifest_from_medmnist(npz_path: str | Path, class_names: list[str] | None = None, task: str | None = None) -> Manifest:
+    """Import a MedMNIST ``.npz`` (keys ``train_images``, ``train_labels``, ...); image refs are ``npz::key::index``."""
+    npz_path = Path(npz_path)
+    if not npz_path.is_file():
+        raise DataError(f"{npz_path}: MedMNIST file not found")
+    with np.load(npz_path) as data:
+        keys = set(data.files)
+        rows, label_blocks = [], []
+        for split in ("train", "val", "test"):
+            if f"{split}_images" not in keys:
+                continue
+            if f"{split}_labels" not in keys:
+                raise DataError(f"{npz_path}: has {split}_images but no {split}_labels")
+            labels = np.asarray(data[f"{split}_labels"])
+            labels = labels.reshape(len(labels), -1)
+            label_blocks.append(labels)
+            for i in range(len(labels)):
+                rows.append({"image": f"{npz_path}::{split}_images::{i}", "patient_id": f"{split}{i:06d}", "site": "site0", "split": split})
+    if not rows:
+        raise DataError(f"{npz_path}: no <split>_images arrays (expected MedMNIST keys train_images, train_labels, ...)")
+    labels = np.concatenate(label_blocks)
+    df = pd.DataFrame(rows)
+    if labels.shape[1] > 1 or task == "multilabel":
+        columns = [f"label_{j}" for j in range(labels.shape[1])]
+        for j, col in enumerate(columns):
+            df[col] = labels[:, j].astype(int)
+        return Manifest(df, columns, class_names or columns, "multilabel")
+    df["label"] = labels[:, 0].astype(int)
+    k = int(labels.max()) + 1
+    names = class_names or [str(i) for i in range(k)]
+    return Manifest(df, ["label"], names, task or ("binary" if k <= 2 else "multiclass"))
+
+
+def manifest_from_csv(path: str | Path, cfg: DataConfig) -> Manifest:
+    """Import a user CSV with image, label column(s), patient, site and split columns."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: manifest CSV not found")
+    df = pd.read_csv(path)
+    missing = [c for c in [cfg.image_column, *cfg.label_columns] if c not in df.columns]
+    if missing:
+        raise DataError(f"{path}: missing columns {missing}; found {list(df.columns)}")
+    df = df.rename(columns={cfg.image_column: "image", cfg.patient_column: "patient_id", cfg.site_column: "site"})
+    base = path.parent
+    df["image"] = [str(p) if "::" in str(p) or os.path.isabs(str(p)) else str(base / str(p)) for p in df["image"]]
+    if "patient_id" not in df.columns:
+        df["patient_id"] = [patient_from_name(Path(p).name, cfg.patient_regex) for p in df["image"]]
+    df["patient_id"] = df["patient_id"].astype(str)
+    if "site" not in df.columns:
+        df["site"] = "site0"
+    if "split" not in df.columns:
+        df["split"] = "train"
+    if cfg.task == "multilabel":
+        for col in cfg.label_columns:
+            if df[col].isna().any() or not df[col].isin([0, 1]).all():
+                raise DataError(f"{path}: label column {col!r} must hold 0/1 for every row")
+        return Manifest(df, list(cfg.label_columns), cfg.class_names or list(cfg.label_columns), "multilabel")
+    col = cfg.label_columns[0]
+    df[col], names = _label_index(df[col], cfg.class_names, str(path))
+    return Manifest(df, [col], names, cfg.task)
+
+
+def check_patient_leaks(manifest: Manifest, column: str = "patient_id") -> None:
+    """Refuse a manifest in which one patient appears in two splits, listing the ids."""
+    splits = manifest.df.groupby(column)["split"].nunique()
+    leaked = splits[splits > 1]
+    if len(leaked):
+        ids = list(leaked.index[:10])
+        where = manifest.df[manifest.df[column].isin(ids)].groupby(column)["split"].unique()
+        detail = "; ".join(f"{pid}: {'/'.join(sorted(s))}" for pid, s in where.items())
+        more = f" (+{len(leaked) - 10} more)" if len(leaked) > 10 else ""
+        raise DataError(f"{len(leaked)} {column}(s) appear in more than one split: {detail}{more}; "
+                        "assign each patient to a single split")
+
+
+def resolve_data_dir(cfg: DataConfig, override: str | None = None) -> Path:
+    """The base folder for relative data paths: --data, else $MEDFIT_DATA, else data.data_dir, else ../shared/data."""
+    for candidate in (override, os.environ.get("MEDFIT_DATA"), cfg.data_dir, "../shared/data"):
+        if candidate:
+            return Path(candidate).expanduser()
+    return Path("../shared/data")
+
+
+def resolve_root(cfg: DataConfig, data_dir: Path) -> Path:
+    """The data root of the config, resolved against the data dir when relative."""
+    root = Path(cfg.root).expanduser()
+    return root if root.is_absolute() or root.exists() else data_dir / root
+
+
+def build_manifest(cfg: ExperimentConfig, data_dir: str | None = None) -> Manifest:
+    """Build the experiment's manifest: import, subsample, draw the val split, refuse patient leaks."""
+    from medfit.data.splits import assign_validation_split, limit_per_split
+
+    d = cfg.data
+    root = resolve_root(d, resolve_data_dir(d, data_dir))
+    if d.source == "folder":
+        manifest = manifest_from_folder_tree(root, d.patient_regex, d.class_names or None, d.patient_scope)
+    elif d.source == "medmnist":
+        manifest = manifest_from_medmnist(root, d.class_names or None, d.task if d.task == "multilabel" else None)
+    else:
+        manifest = manifest_from_csv(root, d)
+    if manifest.task != d.task and not (d.task == "binary" and manifest.task == "multiclass"):
+        raise DataError(f"{root}: data.task is {d.task!r} but the data look {manifest.task!r}; set data.task")
+    if d.task == "binary" and len(manifest.class_names) != 2:
+        raise DataError(f"{root}: a binary task needs 2 classes, found {manifest.class_names}")
+    manifest.task = d.task
+    if "val" not in set(manifest.df["split"]) and d.val_fraction > 0:
+        manifest = assign_validation_split(manifest, d.val_fraction, d.split_seed)
+    if d.limit_per_split:
+        manifest = limit_per_split(manifest, d.limit_per_split, d.split_seed)
+    check_patient_leaks(manifest)
+    return manifest

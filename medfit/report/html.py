@@ -1,0 +1,171 @@
+"""One self-contained HTML page per run, built from the run folder alone."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.metrics import roc_curve  # noqa: E402
+
+METRIC_ORDER = ["auc", "accuracy", "sensitivity", "specificity", "ppv", "npv", "f1"]
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
+h1{margin-bottom:.2rem} h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
+table{border-collapse:collapse;margin:.5rem 0} td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}
+th{background:#f4f4f4} td:first-child,th:first-child{text-align:left}
+.figs{display:flex;flex-wrap:wrap;gap:1rem} .figs img{max-width:520px;border:1px solid #eee}
+pre{background:#f7f7f7;padding:.8rem;overflow:auto;font-size:.85rem} .muted{color:#777}
+"""
+
+
+def figure_to_data_uri(fig) -> str:
+    """PNG data URI of a matplotlib figure (the figure is closed)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def img_tag(uri: str, alt: str) -> str:
+    """An <img> element for a data URI."""
+    return f'<img src="{uri}" alt="{html.escape(alt)}">'
+
+
+def fmt(value, ci=None) -> str:
+    """A metric with its CI, or a dash when missing."""
+    if value is None:
+        return "–"
+    text = f"{value:.3f}" if isinstance(value, float) else str(value)
+    if ci:
+        text += f" <span class=muted>({ci[0]:.3f}–{ci[1]:.3f})</span>"
+    return text
+
+
+def metric_table(metrics: dict) -> str:
+    """Rows = splits, columns = metrics with their CIs."""
+    splits = metrics.get("splits", {})
+    keys = [k for k in METRIC_ORDER if any(k in s for s in splits.values())]
+    head = "<tr><th>split</th><th>n</th>" + "".join(f"<th>{k}</th>" for k in keys) + "</tr>"
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{s.get('n', '')}</td>"
+        + "".join(f"<td>{fmt(s.get(k), s.get(k + '_ci'))}</td>" for k in keys) + "</tr>"
+        for name, s in splits.items())
+    return f"<table>{head}{rows}</table>"
+
+
+def roc_figure(pred: pd.DataFrame, label: str, metrics: dict) -> str:
+    """ROC curves of every evaluated split, with AUC and CI in the legend."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for split, part in pred.groupby("split", sort=False):
+        y = part[label].to_numpy()
+        if len(np.unique(y)) < 2:
+            continue
+        fpr, tpr, _ = roc_curve(y, part["prob"].to_numpy())
+        s = metrics["splits"].get(split, {})
+        ci = s.get("auc_ci")
+        ax.plot(fpr, tpr, label=f"{split}: AUC {s.get('auc', float('nan')):.3f}" + (f" ({ci[0]:.3f}–{ci[1]:.3f})" if ci else ""))
+    ax.plot([0, 1], [0, 1], "--", color="#aaa", lw=1)
+    ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="ROC")
+    ax.legend(loc="lower right", fontsize=8)
+    return img_tag(figure_to_data_uri(fig), "ROC curve")
+
+
+def confusion_figure(split: str, counts: dict, class_names: list[str], threshold: float) -> str:
+    """Confusion matrix of one split at the carried threshold."""
+    m = np.array([[counts["tn"], counts["fp"]], [counts["fn"], counts["tp"]]])
+    fig, ax = plt.subplots(figsize=(3.6, 3.2))
+    ax.imshow(m, cmap="Blues")
+    for (i, j), v in np.ndenumerate(m):
+        ax.text(j, i, str(v), ha="center", va="center", color="white" if v > m.max() / 2 else "black")
+    names = class_names or ["0", "1"]
+    ax.set_xticks([0, 1], [f"pred {n}" for n in names])
+    ax.set_yticks([0, 1], [f"true {n}" for n in names])
+    ax.set_title(f"{split} (threshold {threshold:.3f})", fontsize=9)
+    return img_tag(figure_to_data_uri(fig), f"confusion matrix {split}")
+
+
+def training_figure(log_csv: Path) -> str:
+    """Training loss and validation AUC per epoch from the CSV log."""
+    if not log_csv.is_file():
+        return ""
+    log = pd.read_csv(log_csv)
+    if "epoch" not in log:
+        return ""
+    per_epoch = log.groupby("epoch").last()
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    if "train_loss" in per_epoch:
+        ax.plot(per_epoch.index, per_epoch["train_loss"], label="train loss")
+    if "val_loss" in per_epoch:
+        ax.plot(per_epoch.index, per_epoch["val_loss"], label="val loss")
+    ax.set_xlabel("epoch")
+    if "val_auc" in per_epoch:
+        ax2 = ax.twinx()
+        ax2.plot(per_epoch.index, per_epoch["val_auc"], color="C2", label="val AUC")
+        ax2.set_ylabel("val AUC")
+        ax2.legend(loc="center right", fontsize=8)
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title("training")
+    return img_tag(figure_to_data_uri(fig), "training curves")
+
+
+def data_summary(manifest_csv: Path, label_columns: list[str], class_names: list[str]) -> str:
+    """Images and patients per split and class."""
+    if not manifest_csv.is_file():
+        return ""
+    m = pd.read_csv(manifest_csv)
+    label = label_columns[0]
+    table = m.groupby(["split", label]).size().unstack(fill_value=0)
+    if class_names and len(class_names) == len(table.columns):
+        table.columns = [class_names[int(c)] for c in table.columns]
+    table["patients"] = m.groupby("split")["patient_id"].nunique()
+    table["sites"] = m.groupby("split")["site"].nunique()
+    return table.to_html(border=0)
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Write ``report.html`` for a run folder (config, data, metrics, plots) and return its path."""
+    from medfit.evaluate.run import load_run_config
+
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    pred = pd.read_csv(run_dir / "predictions.csv")
+    label = cfg.data.label_columns[0]
+    class_names = list(cfg.data.class_names)
+    figures = []
+    if metrics.get("task") == "binary":
+        figures.append(roc_figure(pred, label, metrics))
+        thr = metrics["threshold"]["value"]
+        for split in ("val", "test", "external"):
+            counts = metrics["splits"].get(split, {}).get("confusion")
+            if counts:
+                figures.append(confusion_figure(split, counts, class_names, thr))
+    figures.append(training_figure(run_dir / "logs" / "metrics.csv"))
+    params = metrics.get("parameters", {})
+    threshold = metrics.get("threshold", {})
+    parts = [
+        f"<h1>medfit run: {html.escape(cfg.name)}</h1>",
+        f"<p class=muted>{html.escape(cfg.model.name)} · {html.escape(cfg.data.task)} · "
+        f"trainable parameters {params.get('trainable', '–'):,} of {params.get('total', '–'):,} · "
+        f"threshold {html.escape(str(threshold.get('method')))} = {fmt(threshold.get('value'))} chosen on validation</p>"
+        if params else f"<h1>{html.escape(cfg.name)}</h1>",
+        f"<h2>Metrics ({int(metrics.get('ci_level', 0.95) * 100)} % stratified bootstrap CIs, "
+        f"{metrics.get('bootstrap', 0)} resamples)</h2>", metric_table(metrics),
+        "<h2>Curves</h2>", '<div class="figs">' + "".join(f for f in figures if f) + "</div>",
+        "<h2>Data</h2>", data_summary(run_dir / "manifest.csv", cfg.data.label_columns, class_names),
+        "<h2>Timing</h2>", f"<pre>{html.escape(json.dumps(metrics.get('timing', {}), indent=1))}</pre>",
+        "<h2>Config</h2>", f"<pre>{html.escape((run_dir / 'config.yaml').read_text())}</pre>",
+    ]
+    page = f"<!doctype html><html><head><meta charset=utf-8><title>medfit · {html.escape(cfg.name)}</title>" \
+           f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>"
+    out = run_dir / "report.html"
+    out.write_text(page)
+    return out

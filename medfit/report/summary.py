@@ -1,0 +1,41 @@
+"""The one-screen summary table printed at the end of a run."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+SHOWN = ["auc", "accuracy", "sensitivity", "specificity", "ppv", "npv", "f1"]
+
+
+def print_summary(run_dir: Path, metrics: dict, console: Console | None = None) -> None:
+    """Print metrics per split (with CIs), the threshold, parameters, timing and the report path."""
+    console = console or Console()
+    splits = metrics.get("splits", {})
+    keys = [k for k in SHOWN if any(k in s for s in splits.values())]
+    table = Table(title=f"medfit · {run_dir.name}", title_justify="left")
+    table.add_column("split")
+    table.add_column("n", justify="right")
+    for k in keys:
+        table.add_column(k.upper() if k in ("auc", "ppv", "npv") else k, justify="right")
+    for name, s in splits.items():
+        cells = []
+        for k in keys:
+            v, ci = s.get(k), s.get(k + "_ci")
+            cells.append("–" if v is None else (f"{v:.3f}\n[dim]{ci[0]:.3f}–{ci[1]:.3f}[/dim]" if ci else f"{v:.3f}"))
+        table.add_row(name, str(s.get("n", "")), *cells)
+    console.print(table)
+    thr = metrics.get("threshold", {})
+    params = metrics.get("parameters", {})
+    timing = metrics.get("timing", {})
+    level = int(round(metrics.get("ci_level", 0.95) * 100))
+    if "value" in thr:
+        console.print(f"threshold: {thr['method']} on val = {thr['value']:.4f} (carried unchanged to the other splits); "
+                      f"brackets: {level} % stratified bootstrap CI")
+    if params:
+        console.print(f"parameters: {params['trainable']:,} trainable of {params['total']:,}")
+    if timing:
+        console.print(f"time: loading {timing.get('load_seconds')} s, training {timing.get('fit_seconds')} s "
+                      f"over {timing.get('epochs_run')} epochs ({timing.get('train_images_per_second')} img/s)")
+    console.print(f"run folder: {run_dir}  ·  report: {run_dir / 'report.html'}")

@@ -1,0 +1,134 @@
+"""Train a classifier from a config: manifest -> datasets -> Lightning fit -> predictions -> metrics -> report."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import DataLoader
+
+from medfit.config import ExperimentConfig, save_config
+from medfit.data.datasets import (EpochSeededSampler, ImageDataset, balanced_sample_weights,
+                                  class_balance_weights)
+from medfit.data.manifest import Manifest, build_manifest
+from medfit.errors import DataError
+from medfit.models import build_model, count_parameters
+from medfit.train.module import ClassifierModule
+from medfit.train.predict import predict_dataset
+
+log = logging.getLogger("medfit")
+
+
+def _quiet_lightning() -> None:
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*predict_dataloader.*")
+    warnings.filterwarnings("ignore", message=".*is an invalid version and will not be supported.*")
+
+
+def make_loggers(cfg: ExperimentConfig, run_dir: Path) -> list:
+    """A CSV logger always (the report reads it), plus MLflow with a local file store unless disabled."""
+    loggers = [CSVLogger(save_dir=str(run_dir), name="logs", version="")]
+    if cfg.train.logger == "mlflow":
+        from lightning.pytorch.loggers import MLFlowLogger
+
+        uri = cfg.train.mlflow_uri or (run_dir.resolve().parent / "mlruns").as_uri()
+        loggers.append(MLFlowLogger(experiment_name="medfit", run_name=cfg.name, tracking_uri=uri))
+    return loggers
+
+
+def make_loader(dataset: ImageDataset, cfg: ExperimentConfig, train: bool) -> DataLoader:
+    """A DataLoader; training order comes from an epoch-seeded sampler (optionally class-balanced)."""
+    sampler = None
+    if train:
+        weights = balanced_sample_weights(dataset.manifest) if cfg.train.class_balance == "sampler" else None
+        sampler = EpochSeededSampler(len(dataset), cfg.seed, weights)
+    return DataLoader(dataset, batch_size=cfg.train.batch_size, sampler=sampler, shuffle=False,
+                      num_workers=cfg.data.num_workers, drop_last=False,
+                      persistent_workers=cfg.data.num_workers > 0)
+
+
+def prepare_run(cfg: ExperimentConfig, data_dir: str | None = None) -> tuple[Path, Manifest]:
+    """Create the run folder, write the resolved config and the manifest."""
+    run_dir = cfg.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    manifest = build_manifest(cfg, data_dir)
+    for split in ("train", "val"):
+        if not (manifest.df["split"] == split).any():
+            raise DataError(f"{cfg.data.root}: no {split!r} rows in the manifest; a run needs train and val images")
+    if not cfg.data.class_names:
+        cfg.data.class_names = list(manifest.class_names)
+    save_config(cfg, run_dir / "config.yaml")
+    manifest.to_csv(run_dir / "manifest.csv")
+    return run_dir, manifest
+
+
+def train(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool = False, callbacks: list | None = None,
+          evaluate: bool = True) -> Path:
+    """Train, predict every split with the best checkpoint, evaluate and write the report; returns the run folder."""
+    _quiet_lightning()
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    run_dir, manifest = prepare_run(cfg, data_dir)
+    ckpt_dir = run_dir / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    if not resume and last.exists():
+        raise DataError(f"{run_dir}: holds a previous run; pass --resume to continue it, or choose another name")
+    if resume and not last.exists():
+        raise DataError(f"{last}: no checkpoint to resume from; run without --resume to start")
+
+    t0 = time.perf_counter()
+    show = cfg.train.progress_bar
+    train_set = ImageDataset(manifest.split("train"), cfg, show, "loading train")
+    val_set = ImageDataset(manifest.split("val"), cfg, show, "loading val")
+    load_seconds = time.perf_counter() - t0
+
+    model = build_model(cfg.model, manifest.num_outputs)
+    trainable, total = count_parameters(model)
+    weights = class_balance_weights(manifest.split("train")) if cfg.train.class_balance == "loss" else None
+    train_loader, val_loader = make_loader(train_set, cfg, True), make_loader(val_set, cfg, False)
+    module = ClassifierModule(model, manifest.task, cfg.train, weights, len(train_loader), cfg.seed)
+
+    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=cfg.train.monitor, mode="max",
+                                 save_last=True, save_top_k=1, enable_version_counter=False)
+    cbs = [checkpoint, *(callbacks or [])]
+    if cfg.train.early_stopping_patience:
+        cbs.append(EarlyStopping(monitor=cfg.train.monitor, mode="max", patience=cfg.train.early_stopping_patience))
+    if show:
+        cbs.append(TQDMProgressBar(leave=True))
+    t = cfg.train
+    trainer = L.Trainer(
+        max_epochs=t.epochs, accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes,
+        strategy=t.strategy, precision=t.precision, logger=make_loggers(cfg, run_dir), callbacks=cbs,
+        gradient_clip_val=t.grad_clip or None, deterministic=True, enable_progress_bar=show,
+        enable_model_summary=False, log_every_n_steps=10, num_sanity_val_steps=0,
+        max_time={"minutes": t.max_time_minutes} if t.max_time_minutes else None, default_root_dir=str(run_dir))
+    t1 = time.perf_counter()
+    trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None)
+    fit_seconds = time.perf_counter() - t1
+    if not trainer.is_global_zero:
+        return run_dir
+
+    best = checkpoint.best_model_path or str(last)
+    state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
+    module.load_state_dict(state)
+    info = {"parameters": {"trainable": trainable, "total": total},
+            "timing": {"load_seconds": round(load_seconds, 1), "fit_seconds": round(fit_seconds, 1),
+                       "epochs_run": trainer.current_epoch, "best_checkpoint": Path(best).name,
+                       "train_images_per_second": round(len(train_set) * trainer.current_epoch / max(fit_seconds, 1e-9), 1)}}
+    (run_dir / "train_info.json").write_text(json.dumps(info, indent=2))
+    predict_dataset(module.model, manifest, cfg, run_dir / "predictions.csv", preloaded={"train": train_set, "val": val_set})
+    if evaluate:
+        from medfit.evaluate import evaluate_run
+        from medfit.report import write_report
+
+        evaluate_run(run_dir)
+        write_report(run_dir)
+    return run_dir

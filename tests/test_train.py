@@ -1,0 +1,93 @@
+"""Real training on PneumoniaMNIST: quality, the run-folder contract, resume equality, CLI errors."""
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from medfit.cli import main
+from medfit.config import config_from_dict
+from medfit.errors import DataError
+from medfit.train.fit import train
+from lightning.pytorch.callbacks import Callback
+
+NPZ = "pneumoniamnist/pneumoniamnist_reconstructed.npz"
+
+
+def mnist_config(shared_data, tmp_path, **train_kw):
+    return config_from_dict({
+        "name": "pmnist", "seed": 1, "output_dir": str(tmp_path / "runs"),
+        "data": {"source": "medmnist", "root": str(shared_data / NPZ), "image_size": 28, "channels": 1},
+        "model": {"name": "resnet18"},
+        "train": {"epochs": 3, "batch_size": 64, "lr": 0.003, "logger": "csv", "progress_bar": False,
+                  "augment": {"rotate_degrees": 5, "translate": 0.04}, **train_kw},
+        "evaluate": {"bootstrap": 200},
+    })
+
+
+@pytest.fixture(scope="module")
+def trained_run(shared_data, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("train")
+    return train(mnist_config(shared_data, tmp))
+
+
+def test_pneumoniamnist_reaches_auc_090_and_writes_the_run_folder(trained_run):
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    test = metrics["splits"]["test"]
+    assert test["n"] == 624
+    assert test["auc"] >= 0.90, test
+    lo, hi = test["auc_ci"]
+    assert lo < test["auc"] < hi
+    assert metrics["threshold"]["chosen_on"] == "val" and 0 < metrics["threshold"]["value"] < 1
+    assert metrics["parameters"]["trainable"] == metrics["parameters"]["total"] > 1e7
+    for name in ("config.yaml", "manifest.csv", "predictions.csv", "report.html", "checkpoints/best.ckpt",
+                 "checkpoints/last.ckpt", "logs/metrics.csv"):
+        assert (trained_run / name).is_file(), name
+    pred = pd.read_csv(trained_run / "predictions.csv")
+    assert set(pred["split"]) == {"val", "test"} and pred["prob"].between(0, 1).all()
+    html = (trained_run / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 3 and "ROC" in html
+
+
+def test_evaluate_verb_rescores_with_a_fixed_threshold(trained_run, capsys):
+    assert main(["evaluate", str(trained_run), "--threshold", "fixed", "--threshold-value", "0.5", "--bootstrap", "50"]) == 0
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert metrics["threshold"] == {"method": "fixed", "value": 0.5, "chosen_on": "val"}
+    assert "AUC" in capsys.readouterr().out
+
+
+class StopAfterFirstEpoch(Callback):
+    """Simulates a run killed after its first epoch (the epoch's checkpoint is written)."""
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        trainer.should_stop = True
+
+
+def test_resume_from_last_checkpoint_matches_an_uninterrupted_run(shared_data, tmp_path):
+    configs = []
+    for sub in ("full", "resumed"):
+        cfg = mnist_config(shared_data, tmp_path / sub, epochs=2)
+        cfg.model.drop_rate = 0.2  # dropout exercises the RNG state across the resume
+        cfg.data.limit_per_split = 300
+        configs.append(cfg)
+    full, resumed = configs
+    train(full, evaluate=False)
+    train(resumed, evaluate=False, callbacks=[StopAfterFirstEpoch()])
+    assert torch.load(resumed.run_dir / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == 0
+    with pytest.raises(DataError, match="previous run"):
+        train(resumed, evaluate=False)
+    train(resumed, resume=True, evaluate=False)
+    a = torch.load(full.run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    b = torch.load(resumed.run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    assert a["epoch"] == b["epoch"] == 1
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for k in a["state_dict"]:
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {epochz: 1}\n")
+    assert main(["train", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "train.epochz: unknown key" in err and "\n" not in err
