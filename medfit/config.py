@@ -124,7 +124,7 @@ class TrainConfig:
     strategy: str = "auto"
     precision: str = "32-true"
     logger: Literal["mlflow", "csv", "none"] = "mlflow"
-    mlflow_uri: str = ""  # empty: a local file store in <output_dir>/mlruns
+    mlflow_uri: str = ""  # empty: a local SQLite store <output_dir>/mlflow.db
     progress_bar: bool = True
     max_time_minutes: float = 0.0  # >0: stop training after this wall time
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -174,6 +174,58 @@ class VLMConfig:
 
 
 @dataclass
+class TuneStage:
+    """One stage of the staged hyperparameter search (medfit.tune.stages)."""
+
+    name: str = ""
+    params: list[str] = field(default_factory=list)  # config keys searched in this stage, each declared in tune.space
+    trials: int = 10  # finished trials (complete or pruned) the stage needs
+    epochs: int = 0  # train.epochs of this stage's trials; 0 keeps the config's
+    narrow: dict = field(default_factory=dict)  # key -> factor f: search [best/f, best*f] around the previous best
+    seeds: int = 0  # >0: no search; train the best config once per seed (seed, seed+1, ...) for the seed table
+    early_stopping_patience: int = -1  # >=0 overrides train.early_stopping_patience
+    prune: bool = True
+
+
+def default_tune_space() -> dict:
+    """The built-in search space: config key -> {type, low, high, log, choices}."""
+    return {
+        "train.lr": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
+        "train.weight_decay": {"type": "float", "low": 1e-6, "high": 0.3, "log": True},
+        "train.batch_size": {"type": "categorical", "choices": [16, 32, 64]},
+        "model.lora_r": {"type": "categorical", "choices": [4, 8, 16, 32]},
+        "train.scheduler": {"type": "categorical", "choices": ["cosine", "none"]},
+        "train.warmup_epochs": {"type": "float", "low": 0.0, "high": 3.0},
+    }
+
+
+def default_tune_stages() -> list[TuneStage]:
+    """The four-stage plan: broad LR, narrow LR + regularisation, scheduler, seeds with early stopping."""
+    return [
+        TuneStage(name="lr", params=["train.lr"], trials=12, epochs=3),
+        TuneStage(name="regularisation", params=["train.lr", "train.weight_decay", "train.batch_size", "model.lora_r"],
+                  trials=16, epochs=8, narrow={"train.lr": 3.0}),
+        TuneStage(name="schedule", params=["train.scheduler", "train.warmup_epochs"], trials=8, epochs=8),
+        TuneStage(name="seeds", trials=0, epochs=20, seeds=5, early_stopping_patience=5, prune=False),
+    ]
+
+
+@dataclass
+class TuneConfig:
+    """Staged Optuna search (``medfit tune``): the space, the stages and their budgets, storage and pruning."""
+
+    storage: str = ""  # any SQLAlchemy URL; empty: sqlite:///<output_dir>/tune/<study>/study.db
+    sampler: Literal["tpe", "random"] = "tpe"
+    pruner: Literal["median", "hyperband", "none"] = "median"  # on the validation AUC reported each epoch
+    pruner_startup_trials: int = 3  # median: trials finished before any is pruned
+    pruner_warmup_epochs: int = 1  # median: epochs a trial runs before it may be pruned
+    heartbeat_seconds: float = 60.0  # a trial silent for twice this long was a killed worker's: failed and retried
+    keep_checkpoints: bool = False  # trial checkpoints are deleted once scored (the seed stage keeps them)
+    space: dict = field(default_factory=default_tune_space)
+    stages: list[TuneStage] = field(default_factory=default_tune_stages)
+
+
+@dataclass
 class ExperimentConfig:
     """One experiment: data, preprocessing, model, training and evaluation."""
 
@@ -186,6 +238,7 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     vlm: VLMConfig = field(default_factory=VLMConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
 
     @property
     def run_dir(self) -> Path:

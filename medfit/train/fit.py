@@ -34,12 +34,12 @@ def _quiet_lightning() -> None:
 
 
 def make_loggers(cfg: ExperimentConfig, run_dir: Path) -> list:
-    """A CSV logger always (the report reads it), plus MLflow with a local file store unless disabled."""
+    """A CSV logger always (the report reads it), plus MLflow (a local SQLite store by default) unless disabled."""
     loggers = [CSVLogger(save_dir=str(run_dir), name="logs", version="")]
     if cfg.train.logger == "mlflow":
         from lightning.pytorch.loggers import MLFlowLogger
 
-        uri = cfg.train.mlflow_uri or (run_dir.resolve().parent / "mlruns").as_uri()
+        uri = cfg.train.mlflow_uri or f"sqlite:///{run_dir.resolve().parent / 'mlflow.db'}"
         loggers.append(MLFlowLogger(experiment_name="medfit", run_name=cfg.name, tracking_uri=uri))
     return loggers
 
