@@ -91,3 +91,26 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["train", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "train.epochz: unknown key" in err and "\n" not in err
+
+
+def test_ddp_on_cpu_with_two_gloo_processes(shared_data, tmp_path):
+    """Multi-process training comes from Lightning's DDP (gloo on CPU), driven through the medfit CLI."""
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "ddp.yaml"
+    cfg.write_text(f"""
+name: ddp
+output_dir: {tmp_path / 'runs'}
+data: {{source: medmnist, root: {shared_data / NPZ}, image_size: 28, limit_per_split: 320}}
+model: {{name: resnet10t}}
+train: {{epochs: 2, batch_size: 32, lr: 0.003, logger: csv, progress_bar: false, devices: 2, strategy: ddp}}
+evaluate: {{bootstrap: 50}}
+""")
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run([sys.executable, "-m", "medfit.cli", "train", str(cfg)], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "MEMBER: 2/2" in proc.stderr + proc.stdout
+    metrics = json.loads((tmp_path / "runs" / "ddp" / "metrics.json").read_text())
+    assert metrics["splits"]["test"]["n"] == 320 and metrics["splits"]["test"]["auc"] > 0.7

@@ -15,9 +15,18 @@ class BatchAugment:
     def __init__(self, cfg: AugmentConfig):
         self.cfg = cfg
 
+    @property
+    def enabled(self) -> bool:
+        """False when every setting is neutral (the batch is then returned untouched)."""
+        c = self.cfg
+        return bool(c.hflip or c.rotate_degrees or c.translate or c.brightness or c.contrast
+                    or (c.scale and list(c.scale) != [1.0, 1.0]))
+
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         cfg = self.cfg
         b = x.shape[0]
+        if not self.enabled:
+            return x
 
         def uniform(lo: float, hi: float) -> torch.Tensor:
             return lo + (hi - lo) * torch.rand(b, generator=generator)

@@ -70,19 +70,37 @@ def prepare_run(cfg: ExperimentConfig, data_dir: str | None = None) -> tuple[Pat
     return run_dir, manifest
 
 
+def build_trainer(cfg: ExperimentConfig, run_dir: Path, callbacks: list, **overrides) -> L.Trainer:
+    """The Lightning Trainer of a run: engine settings pass through from ``cfg.train``."""
+    t = cfg.train
+    callbacks = list(callbacks)
+    if t.early_stopping_patience:
+        callbacks.append(EarlyStopping(monitor=t.monitor, mode="max", patience=t.early_stopping_patience))
+    if t.progress_bar:
+        callbacks.append(TQDMProgressBar(leave=True))
+    settings = dict(
+        max_epochs=t.epochs, accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes,
+        strategy=t.strategy, precision=t.precision, logger=make_loggers(cfg, run_dir), callbacks=callbacks,
+        gradient_clip_val=t.grad_clip or None, deterministic=True, enable_progress_bar=t.progress_bar,
+        enable_model_summary=False, log_every_n_steps=10, num_sanity_val_steps=0,
+        max_time={"minutes": t.max_time_minutes} if t.max_time_minutes else None, default_root_dir=str(run_dir))
+    settings.update(overrides)
+    return L.Trainer(**settings)
+
+
 def train(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool = False, callbacks: list | None = None,
           evaluate: bool = True) -> Path:
     """Train, predict every split with the best checkpoint, evaluate and write the report; returns the run folder."""
     _quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    run_dir, manifest = prepare_run(cfg, data_dir)
-    ckpt_dir = run_dir / "checkpoints"
+    ckpt_dir = cfg.run_dir / "checkpoints"
     last = ckpt_dir / "last.ckpt"
-    if not resume and last.exists():
-        raise DataError(f"{run_dir}: holds a previous run; pass --resume to continue it, or choose another name")
+    if not resume and last.exists():  # checked before anything is written: a finished run is never overwritten
+        raise DataError(f"{cfg.run_dir}: holds a previous run; pass --resume to continue it, or choose another name")
     if resume and not last.exists():
         raise DataError(f"{last}: no checkpoint to resume from; run without --resume to start")
+    run_dir, manifest = prepare_run(cfg, data_dir)
 
     t0 = time.perf_counter()
     show = cfg.train.progress_bar
@@ -98,18 +116,7 @@ def train(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool = Fal
 
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=cfg.train.monitor, mode="max",
                                  save_last=True, save_top_k=1, enable_version_counter=False)
-    cbs = [checkpoint, *(callbacks or [])]
-    if cfg.train.early_stopping_patience:
-        cbs.append(EarlyStopping(monitor=cfg.train.monitor, mode="max", patience=cfg.train.early_stopping_patience))
-    if show:
-        cbs.append(TQDMProgressBar(leave=True))
-    t = cfg.train
-    trainer = L.Trainer(
-        max_epochs=t.epochs, accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes,
-        strategy=t.strategy, precision=t.precision, logger=make_loggers(cfg, run_dir), callbacks=cbs,
-        gradient_clip_val=t.grad_clip or None, deterministic=True, enable_progress_bar=show,
-        enable_model_summary=False, log_every_n_steps=10, num_sanity_val_steps=0,
-        max_time={"minutes": t.max_time_minutes} if t.max_time_minutes else None, default_root_dir=str(run_dir))
+    trainer = build_trainer(cfg, run_dir, [checkpoint, *(callbacks or [])])
     t1 = time.perf_counter()
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None)
     fit_seconds = time.perf_counter() - t1
