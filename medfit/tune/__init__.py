@@ -1,0 +1,1 @@
+"""Staged hyperparameter search with Optuna (``medfit tune``)."""

@@ -1,0 +1,76 @@
+"""Staged hyperparameter search with Optuna: broad LR, narrow LR + regularisation, scheduler, seeds."""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+
+from medfit.config import load_config
+from medfit.errors import ConfigError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``medfit tune``."""
+    parser.add_argument("config", help="experiment YAML file (its tune: section holds the space and the stages)")
+    parser.add_argument("--study", required=True, help="study name; rerunning with the same name continues it")
+    parser.add_argument("--workers", type=int, default=1, help="local worker processes sharing the study (default 1)")
+    parser.add_argument("--storage", help="SQLAlchemy URL shared by all workers, e.g. postgresql://user@host/db "
+                                          "(default: tune.storage, else SQLite in <output_dir>/tune/<study>/study.db)")
+    parser.add_argument("--data", help="base folder for relative data paths (else $MEDFIT_DATA, else ../shared/data)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys, e.g. tune.pruner=none")
+    parser.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)  # >0: a spawned worker
+
+
+def _worker_command(args: argparse.Namespace, index: int, storage: str) -> list[str]:
+    cmd = [sys.executable, "-m", "medfit.cli", "tune", args.config, "--study", args.study, "--storage", storage,
+           "--workers", str(args.workers), "--worker-index", str(index)]
+    if args.data:
+        cmd += ["--data", args.data]
+    if args.set:
+        cmd += ["--set", *args.set]
+    return cmd
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``medfit tune``: this process is worker 0; --workers N spawns N-1 more on the same study."""
+    import torch
+
+    from medfit.tune.search import open_storage, run_worker, storage_url, tune_dir
+    from medfit.tune.stages import check_plan
+
+    if args.workers < 1:
+        raise ConfigError(f"--workers {args.workers}: give at least 1")
+    cfg = load_config(args.config, args.set)
+    check_plan(cfg)
+    if args.workers > 1:  # share the cores instead of oversubscribing them
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // args.workers))
+    if args.worker_index:
+        run_worker(cfg, args.study, args.storage, args.worker_index, data_dir=args.data)
+        return 0
+    url = storage_url(cfg, args.study, args.storage)
+    open_storage(url, cfg.tune.heartbeat_seconds)  # create the schema once, before the workers race for it
+    children = [subprocess.Popen(_worker_command(args, i, url)) for i in range(1, args.workers)]
+    try:
+        run_worker(cfg, args.study, url, 0, data_dir=args.data)
+    except BaseException:
+        for child in children:  # their running trials are failed by the heartbeat and retried on the next run
+            child.terminate()
+        raise
+    finally:
+        codes = [c.wait() for c in children]
+    if any(codes):
+        print(f"error: {sum(1 for c in codes if c)} of {len(children)} spawned workers failed (exit codes {codes}); "
+              f"rerun the same command to continue the study", file=sys.stderr)
+        return 1
+    from medfit.tune.report import write_outputs
+
+    summary = write_outputs(cfg, args.study, url)
+    out = tune_dir(cfg, args.study)
+    for stage in summary["stages"]:
+        if "best_value" in stage:
+            print(f"stage {stage['name']}: best val AUC {stage['best_value']:.4f} {stage['best_params']}")
+        elif "val_auc" in stage:
+            print(f"stage {stage['name']}: val AUC {stage['val_auc']}, test AUC {stage['test_auc']} (mean ± sd over seeds)")
+    print(f"best config: {out / 'best_config.yaml'}\nreport: {out / 'report.html'}")
+    return 0
