@@ -1,0 +1,116 @@
+"""open_clip models from a local folder (BiomedCLIP layout, tiny random weights): loading, LoRA backbone, zero-shot."""
+import json
+import shutil
+
+import open_clip
+import pandas as pd
+import pytest
+import torch
+from transformers import BertConfig
+
+from medfit.config import ExperimentConfig, ModelConfig
+from medfit.errors import WeightsError
+from medfit.models import build_model, count_parameters
+from medfit.models.clip import load_open_clip
+from medfit.models.zeroshot import build_zero_shot, class_prompts, run_zero_shot
+
+torch.set_num_threads(1)
+BERT = "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract"
+WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "medical", "image", "showing", "normal", "lungs",
+         "pneumonia", "chest", "x", "-", "ray", "of", ".", "no", "opacity"]
+
+
+def make_tiny_biomedclip(folder):
+    """A BiomedCLIP-shaped open_clip folder: timm ViT image tower + BERT text tower named by hub id, random weights."""
+    folder.mkdir(parents=True)
+    (folder / "vocab.txt").write_text("\n".join(WORDS) + "\n")
+    BertConfig(vocab_size=len(WORDS), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+               intermediate_size=64, max_position_embeddings=64).save_pretrained(folder)
+    text_cfg = {"hf_model_name": BERT, "hf_tokenizer_name": BERT, "hf_proj_type": "mlp",
+                "hf_pooler_type": "cls_last_hidden_state_pooler", "context_length": 16}
+    config = {"model_cfg": {"embed_dim": 16, "text_cfg": text_cfg,
+                            "vision_cfg": {"timm_model_name": "vit_tiny_patch16_224", "timm_model_pretrained": False,
+                                           "timm_pool": "", "timm_proj": "linear", "image_size": 224}},
+              "preprocess_cfg": {"mean": [0.48145466, 0.4578275, 0.40821073],
+                                 "std": [0.26862954, 0.26130258, 0.27577711]}}
+    (folder / "open_clip_config.json").write_text(json.dumps(config))
+    torch.manual_seed(0)
+    local_text = {**text_cfg, "hf_model_name": str(folder), "hf_tokenizer_name": str(folder), "hf_model_pretrained": False}
+    model = open_clip.create_model(f"local-dir:{folder}", load_weights=False, text_cfg=local_text)
+    torch.save(model.state_dict(), folder / "open_clip_pytorch_model.bin")
+    return model.state_dict()
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clip") / "tiny-biomedclip"
+    return folder, make_tiny_biomedclip(folder)
+
+
+def test_local_folder_loads_past_the_biomedbert_autoconfig_trap(tiny_clip):
+    folder, state = tiny_clip
+    model, tokenizer = load_open_clip(f"local-dir:{folder}")  # config names the hub BERT; no network, no cache
+    loaded = model.state_dict()
+    assert loaded.keys() == state.keys() and all(torch.equal(loaded[k], v) for k, v in state.items())
+    ids = tokenizer(["a chest x-ray showing pneumonia ."])
+    assert ids.shape == (1, 16) and (ids[0, 1:8] > 4).all()  # real word pieces, not [UNK]
+
+
+def test_missing_files_are_named(tiny_clip, tmp_path):
+    folder, _ = tiny_clip
+    partial = tmp_path / "partial"
+    shutil.copytree(folder, partial)
+    (partial / "config.json").unlink()
+    with pytest.raises(WeightsError, match=r"lacks its config.json .*hf.co/microsoft/BiomedNLP"):
+        load_open_clip(f"local-dir:{partial}")
+    (partial / "open_clip_pytorch_model.bin").unlink()
+    with pytest.raises(WeightsError, match=r"missing .*open_clip_pytorch_model.bin"):
+        load_open_clip(f"local-dir:{partial}")
+    with pytest.raises(WeightsError, match="not in the HF cache"):
+        load_open_clip("hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224", str(tmp_path / "hub"))
+
+
+def test_clip_image_encoder_as_lora_backbone(tiny_clip):
+    folder, state = tiny_clip
+    cfg = ModelConfig(name="biomedclip", clip_model=f"local-dir:{folder}", finetune="lora", lora_r=4)
+    model = build_model(cfg, 1)
+    trainable, total = count_parameters(model)
+    adapted = [n for n, p in model.named_parameters() if p.requires_grad and "lora_A" in n]
+    assert adapted and all(".trunk.blocks." in n or ".head.proj." in n for n in adapted)
+    assert trainable < 0.2 * total
+    trunk = model.base_model.model.visual.trunk
+    torch.testing.assert_close(trunk.blocks[0].attn.qkv.base_layer.weight, state["visual.trunk.blocks.0.attn.qkv.weight"])
+    assert model(torch.rand(2, 1, 32, 32)).shape == (2, 1)
+
+
+def test_zero_shot_follows_the_prompts(tiny_clip):
+    folder, _ = tiny_clip
+    prompts = class_prompts(["NORMAL", "PNEUMONIA"], {"NORMAL": ["normal lungs", "no opacity"]}, ["a chest x-ray of {}."])
+    assert prompts == [["a chest x-ray of normal lungs.", "a chest x-ray of no opacity."], ["a chest x-ray of PNEUMONIA."]]
+    cfg = ModelConfig(clip_model=f"local-dir:{folder}", prompts={"NORMAL": "normal lungs", "PNEUMONIA": "pneumonia"})
+    x = torch.rand(4, 1, 32, 32)
+    with torch.no_grad():
+        p = torch.sigmoid(build_zero_shot(cfg, ["NORMAL", "PNEUMONIA"], "binary")(x))
+        cfg.prompts = {"NORMAL": "pneumonia", "PNEUMONIA": "normal lungs"}
+        swapped = torch.sigmoid(build_zero_shot(cfg, ["NORMAL", "PNEUMONIA"], "binary")(x))
+        three = build_zero_shot(cfg, ["NORMAL", "PNEUMONIA", "opacity"], "multiclass")(x)
+    assert (p - 0.5).abs().max() > 1e-4  # the prompts matter
+    torch.testing.assert_close(swapped, 1 - p, atol=1e-5, rtol=0)
+    assert three.shape == (4, 3)
+
+
+def test_zero_shot_run_is_scored_like_any_run(tiny_clip, shared_data, tmp_path):
+    folder, _ = tiny_clip
+    cfg = ExperimentConfig(name="zs", output_dir=str(tmp_path))
+    cfg.data.source, cfg.data.root = "medmnist", "pneumoniamnist/pneumoniamnist_reconstructed.npz"
+    cfg.data.class_names, cfg.data.image_size, cfg.data.limit_per_split = ["normal", "pneumonia"], 28, 24
+    cfg.train.progress_bar, cfg.evaluate.bootstrap = False, 20
+    cfg.model.clip_model = f"local-dir:{folder}"
+    run_dir = run_zero_shot(cfg, str(shared_data))
+    pred = pd.read_csv(run_dir / "predictions.csv")
+    assert {"image", "patient_id", "split", "label", "prob"} <= set(pred.columns)
+    assert set(pred["split"]) == {"val", "test"} and pred["prob"].between(0, 1).all()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert 0 <= metrics["splits"]["test"]["auc"] <= 1
+    assert metrics["parameters"]["trainable"] == 0 and metrics["parameters"]["total"] > 0
+    assert (run_dir / "report.html").is_file()
