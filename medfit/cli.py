@@ -15,6 +15,7 @@ VERBS: dict[str, str] = {
     "predict": "medfit.train.predict_cli",
     "evaluate": "medfit.evaluate.cli",
     "report": "medfit.report.cli",
+    "zeroshot": "medfit.models.zeroshot_cli",
     "tune": "medfit.tune.cli",
 }
 
