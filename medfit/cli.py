@@ -16,6 +16,7 @@ VERBS: dict[str, str] = {
     "evaluate": "medfit.evaluate.cli",
     "report": "medfit.report.cli",
     "zeroshot": "medfit.models.zeroshot_cli",
+    "export": "medfit.models.export_cli",
     "tune": "medfit.tune.cli",
 }
 

@@ -14,6 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifest", help="CSV with an 'image' column (other columns are kept)")
     parser.add_argument("--split", help="predict this split of the run's manifest")
     parser.add_argument("--out", default=None, help="output CSV (default: <run>/predictions_<name>.csv)")
+    parser.add_argument("--onnx", help="run this exported ONNX file (medfit export) instead of the checkpoint")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,7 +47,12 @@ def run(args: argparse.Namespace) -> int:
         if col not in df:
             df[col] = -1
     manifest = Manifest(df.reset_index(drop=True), label_cols, cfg.data.class_names, cfg.data.task)
-    model = load_trained_model(run_dir, cfg)
+    if args.onnx:
+        from medfit.models.export import OnnxClassifier
+
+        model = OnnxClassifier(args.onnx)
+    else:
+        model = load_trained_model(run_dir, cfg)
     dataset = ImageDataset(manifest, cfg, True, "loading")
     probs = predict_probabilities(model, dataset, cfg.data.task, cfg.train.batch_size)
     table = predictions_table(manifest, probs)

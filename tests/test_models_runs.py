@@ -1,0 +1,78 @@
+"""Fine-tuning methods through real training runs on PneumoniaMNIST: LoRA run reload, ONNX export and predict."""
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from medfit.cli import main
+from medfit.config import config_from_dict
+from medfit.data.datasets import ImageDataset
+from medfit.data.manifest import Manifest
+from medfit.errors import WeightsError
+from medfit.evaluate.run import load_run_config
+from medfit.models.export import OnnxClassifier, export_onnx, onnx_max_abs_difference
+from medfit.train.checkpoint import load_trained_model
+from medfit.train.fit import train
+from medfit.train.predict import predict_probabilities
+
+NPZ = "pneumoniamnist/pneumoniamnist_reconstructed.npz"
+
+
+@pytest.fixture(scope="module")
+def lora_run(shared_data, tmp_path_factory):
+    """A ViT-Tiny LoRA run (32 px, 60 images per split, one epoch) with a separate head learning rate."""
+    cfg = config_from_dict({
+        "name": "vit-lora", "seed": 0, "output_dir": str(tmp_path_factory.mktemp("runs")),
+        "data": {"source": "medmnist", "root": str(shared_data / NPZ), "image_size": 32, "channels": 1,
+                 "limit_per_split": 60},
+        "model": {"name": "vit_tiny_patch16_224", "kwargs": {"img_size": 32}, "finetune": "lora", "lora_r": 4,
+                  "head_lr": 0.01},
+        "train": {"epochs": 1, "batch_size": 32, "lr": 0.001, "logger": "none", "progress_bar": False},
+        "evaluate": {"bootstrap": 20},
+    })
+    return train(cfg)
+
+
+def test_lora_run_reports_parameters_and_reloads_identically(lora_run):
+    metrics = json.loads((lora_run / "metrics.json").read_text())
+    trainable, total = metrics["parameters"]["trainable"], metrics["parameters"]["total"]
+    assert trainable == 12 * 4 * (768 + 384 + 960 + 960) + 193 and total > 5e6
+    cfg = load_run_config(lora_run)
+    model = load_trained_model(lora_run, cfg)  # a fresh build with LoRA, loaded from checkpoints/best.ckpt
+    pred = pd.read_csv(lora_run / "predictions.csv")
+    df = pd.read_csv(lora_run / "manifest.csv")
+    test = Manifest(df[df["split"] == "test"].reset_index(drop=True), cfg.data.label_columns, cfg.data.class_names,
+                    cfg.data.task)
+    probs = predict_probabilities(model, ImageDataset(test, cfg, False), "binary", progress=False)[:, 0]
+    saved = pred[pred["split"] == "test"]["prob"].to_numpy()
+    assert abs(probs - saved).max() < 1e-6  # CSV round-trip only
+
+
+def test_onnx_export_matches_and_predict_runs_from_it(lora_run, tmp_path, capsys):
+    assert main(["export", str(lora_run)]) == 0
+    info = json.loads((lora_run / "model.json").read_text())
+    assert info["max_abs_difference"] <= 1e-4
+    out = tmp_path / "onnx.csv"
+    assert main(["predict", str(lora_run), "--split", "test", "--onnx", str(lora_run / "model.onnx"),
+                 "--out", str(out)]) == 0
+    from_onnx = pd.read_csv(out)["prob"].to_numpy()
+    saved = pd.read_csv(lora_run / "predictions.csv").query("split == 'test'")["prob"].to_numpy()
+    assert len(from_onnx) == len(saved) and abs(from_onnx - saved).max() <= 1e-4
+
+
+def test_cnn_with_cbam_exports_within_tolerance(tmp_path):
+    from medfit.config import ModelConfig
+    from medfit.models import build_model
+
+    model = build_model(ModelConfig(name="resnet10t", cbam=["default"], finetune="lora", lora_r=2), 3)
+    with torch.no_grad():  # make the LoRA update non-zero so merging matters
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    path = export_onnx(model, tmp_path / "m.onnx", 1, 32)
+    x = torch.rand(5, 1, 32, 32)  # another batch size than the export example
+    assert onnx_max_abs_difference(model, path, x) <= 1e-4
+    assert OnnxClassifier(path)(x).shape == (5, 3)
+    with pytest.raises(WeightsError, match="ONNX file not found"):
+        OnnxClassifier(tmp_path / "missing.onnx")
