@@ -1,0 +1,37 @@
+"""Saliency overlays (Grad-CAM family or attention rollout) of images with a trained run's model."""
+from __future__ import annotations
+
+import argparse
+
+from medfit.explain.cam import METHODS
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``medfit explain``."""
+    parser.add_argument("run", help="run folder (config.yaml + checkpoints/best.ckpt)")
+    parser.add_argument("images", nargs="*", help="image files or <file.npz>::<key>::<index> references")
+    parser.add_argument("--method", default="gradcam", choices=[*METHODS, "rollout"],
+                        help="Grad-CAM family method, or attention rollout (ViTs)")
+    parser.add_argument("--target-layer", help="module name to explain (default: found automatically)")
+    parser.add_argument("--class-index", type=int, help="class to explain (default: positive / predicted class)")
+    parser.add_argument("--out", help="output folder (default: RUN/explain)")
+    parser.add_argument("--gallery", action="store_true",
+                        help="also write the TP/FP/TN/FN gallery of the test split into RUN/plots/saliency for the report")
+    parser.add_argument("--per-group", type=int, default=2, help="gallery cases per TP/FP/TN/FN group")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``medfit explain``."""
+    from medfit.errors import ConfigError
+    from medfit.explain.gallery import explain_images, write_saliency_gallery
+
+    if not args.images and not args.gallery:
+        raise ConfigError("medfit explain: give image paths, or --gallery for TP/FP/TN/FN cases of the test split")
+    if args.images:
+        for rec in explain_images(args.run, args.images, args.method, args.target_layer, args.out,
+                                  class_index=args.class_index):
+            print(f"{rec['png']}  p({rec['class']}) = {rec['prob']:.3f}")
+    if args.gallery:
+        print(write_saliency_gallery(args.run, per_group=args.per_group, method=args.method,
+                                     target_layer=args.target_layer))
+    return 0
