@@ -18,6 +18,7 @@ VERBS: dict[str, str] = {
     "zeroshot": "medfit.models.zeroshot_cli",
     "export": "medfit.models.export_cli",
     "tune": "medfit.tune.cli",
+    "audit": "medfit.audit.cli",
 }
 
 

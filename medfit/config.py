@@ -226,6 +226,19 @@ class TuneConfig:
 
 
 @dataclass
+class AuditConfig:
+    """Dataset audit before training (see medfit.audit): duplicates, split leaks, label conflicts, shortcut signals."""
+
+    enabled: bool = True
+    dedupe: bool = False  # drop the training-side copies of cross-split duplicates and leaked ids instead of stopping
+    near_duplicates: bool = True  # also look for resized / re-encoded / cropped copies (perceptual hash)
+    near_threshold: int = 32  # max Hamming distance of 255 hash bits to call two images near-duplicates
+    shortcut_auc: float = 0.95  # warn when metadata and intensity statistics alone predict a class this well
+    workers: int = 0  # processes for hashing; 0: up to 4, by CPU count
+    cache_dir: str = ""  # empty: <preprocess cache dir or <output_dir>/.cache>/audit
+
+
+@dataclass
 class ExperimentConfig:
     """One experiment: data, preprocessing, model, training and evaluation."""
 
@@ -237,6 +250,7 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     vlm: VLMConfig = field(default_factory=VLMConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
 
