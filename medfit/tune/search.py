@@ -45,17 +45,24 @@ def storage_url(cfg: ExperimentConfig, study: str, override: str | None = None) 
 
 def open_storage(url: str, heartbeat_seconds: float) -> optuna.storages.RDBStorage:
     """RDB storage with a heartbeat: a killed worker's running trial is failed after 2 beats and retried once."""
+    # heartbeat, retry and multivariate TPE are marked experimental in Optuna 5; we rely on them knowingly
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 120}  # several worker processes write to one file
     beat = max(1, int(round(heartbeat_seconds)))
-    try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=kwargs, heartbeat_interval=beat, grace_period=2 * beat,
-            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=2))
-    except Exception as exc:  # SQLAlchemy raises many types; all mean the URL or server is unusable
-        raise ConfigError(f"--storage {url}: cannot open the study storage ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0]}); check the URL, driver and server") from None
+    for attempt in range(4):
+        try:
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=kwargs, heartbeat_interval=beat, grace_period=2 * beat,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2))
+        except Exception as exc:  # SQLAlchemy raises many types; all mean the URL or server is unusable
+            if attempt < 3 and not isinstance(exc, (ImportError, ValueError)):
+                time.sleep(0.5)  # workers started together may race to create the schema; it exists by now
+                continue
+            raise ConfigError(f"--storage {url}: cannot open the study storage ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0]}); check the URL, driver and server") from None
+    raise AssertionError("unreachable")
 
 
 def stage_study_name(study: str, plan_or_index: StagePlan | int, name: str = "") -> str:
@@ -151,7 +158,7 @@ def counts(study: optuna.Study) -> dict[str, int]:
     return out
 
 
-def run_stage(study: optuna.Study, plan: StagePlan, objective: Objective, poll_seconds: float = 2.0) -> None:
+def run_stage(study: optuna.Study, plan: StagePlan, objective: Objective, poll_seconds: float = 0.5) -> None:
     """Run trials of one stage until it has ``plan.budget`` finished (complete or pruned) trials."""
     def wrapped(trial: optuna.Trial) -> float:
         claim(trial, plan.budget)
@@ -175,8 +182,6 @@ def run_worker(cfg: ExperimentConfig, study: str, storage_override: str | None =
     """Walk the stages in order, each from the previous stages' best; returns the stage study names."""
     check_plan(cfg)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # heartbeat, retry and multivariate TPE are marked experimental in Optuna 5; we rely on them knowingly
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     url = storage_url(cfg, study, storage_override)
     storage = open_storage(url, cfg.tune.heartbeat_seconds)
     if objective is None:
@@ -190,6 +195,6 @@ def run_worker(cfg: ExperimentConfig, study: str, storage_override: str | None =
         s = open_stage(storage, study, plan)
         s.sampler = make_sampler(cfg, plan, cfg.seed * 1_000_003 + index * 10_007 + worker * 101 + len(s.trials))
         s.pruner = make_pruner(cfg, plan)
-        run_stage(s, plan, objective, poll_seconds=min(2.0, cfg.tune.heartbeat_seconds))
+        run_stage(s, plan, objective, poll_seconds=min(0.5, cfg.tune.heartbeat_seconds))
         names.append(s.study_name)
     return names

@@ -1,0 +1,86 @@
+"""Tune search space and stage plan: YAML declarations, checks with one-line errors, narrowing, LoRA rank only with LoRA."""
+import optuna.distributions as od
+import pytest
+
+from medfit.tune.cli import main
+from medfit.config import config_from_dict, load_config
+from medfit.errors import ConfigError
+from medfit.tune.space import parse_space, with_params
+from medfit.tune.stages import check_plan, plan_stage
+
+
+def test_space_from_yaml_merges_over_the_builtin_space(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("tune:\n  space:\n    train.lr: {type: float, low: 1e-4, high: 1.0e-2, log: true}\n"
+                    "    train.batch_size: {type: int, low: 8, high: 64, step: 8}\n")
+    space = parse_space(load_config(path).tune)
+    assert (space["train.lr"].low, space["train.lr"].high, space["train.lr"].log) == (1e-4, 1e-2, True)  # '1e-4' string read as a number
+    assert space["train.batch_size"].type == "int" and space["train.batch_size"].step == 8
+    assert space["train.scheduler"].choices == ["cosine", "none"]  # built-in entries stay
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"type": "float", "low": 1.0, "high": 0.1}, "low < high"),
+    ({"type": "float", "low": 0.0, "high": 0.1, "log": True}, "low > 0"),
+    ({"type": "categorical"}, "non-empty 'choices'"),
+    ({"type": "float", "lo": 0.1, "high": 1.0}, "tune.space.train.lr.lo: unknown key"),
+    ({"type": "loguniform", "low": 0.1, "high": 1.0}, "tune.space.train.lr.type: expected one of"),
+    ("0.1..1", "expected a mapping"),
+])
+def test_bad_parameter_declarations_name_the_key(spec, message):
+    cfg = config_from_dict({"tune": {"space": {"train.lr": spec}}})
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        parse_space(cfg.tune)
+
+
+def test_plan_checks_name_the_stage_and_the_fix():
+    def stages(*s):
+        return config_from_dict({"tune": {"stages": list(s)}})
+    with pytest.raises(ConfigError, match=r"tune.stages\[0\].params: 'train.momentum' is not declared in tune.space"):
+        check_plan(stages({"name": "a", "params": ["train.momentum"], "trials": 2}))
+    with pytest.raises(ConfigError, match="used by two stages"):
+        check_plan(stages({"name": "a", "params": ["train.lr"]}, {"name": "a", "params": ["train.lr"]}))
+    with pytest.raises(ConfigError, match="narrow: 'train.weight_decay' is not one of this stage's params"):
+        check_plan(stages({"name": "a", "params": ["train.lr"], "narrow": {"train.weight_decay": 3}}))
+    with pytest.raises(ConfigError, match="seed stage"):
+        check_plan(stages({"name": "s", "seeds": 3, "params": ["train.lr"]}))
+    bad_key = config_from_dict({"tune": {"space": {"train.lrr": {"low": 0.1, "high": 1.0}},
+                                         "stages": [{"name": "a", "params": ["train.lrr"]}]}})
+    with pytest.raises(ConfigError, match="tune.space.train.lrr: no such config key"):
+        check_plan(bad_key)
+
+
+def test_default_plan_is_four_stages_and_searches_lora_rank_only_with_lora():
+    cfg = config_from_dict({"train": {"lr": 2e-3}})
+    assert [s.name for s in check_plan(cfg)] == ["lr", "regularisation", "schedule", "seeds"]
+    full = plan_stage(cfg, 1, cfg)
+    assert set(full.distributions) == {"train.lr", "train.weight_decay", "train.batch_size"}
+    lora_cfg = config_from_dict({"model": {"finetune": "lora"}, "train": {"lr": 2e-3}})
+    assert "model.lora_r" in plan_stage(lora_cfg, 1, lora_cfg).distributions
+    seeds = plan_stage(cfg, 3, cfg)
+    assert seeds.is_seed_stage and seeds.seeds() == [0, 1, 2, 3, 4] and seeds.budget == 5
+
+
+def test_stage_two_narrows_lr_around_the_previous_best_and_starts_there():
+    cfg = config_from_dict({})
+    base = with_params(cfg, {"train.lr": 3e-3})  # as if stage 1 found 3e-3
+    plan = plan_stage(cfg, 1, base)
+    lr = plan.distributions["train.lr"]
+    assert isinstance(lr, od.FloatDistribution) and lr.log
+    assert lr.low == pytest.approx(1e-3) and lr.high == pytest.approx(9e-3)
+    assert plan.start["train.lr"] == 3e-3 and plan.start["train.batch_size"] == 32
+    edge = plan_stage(cfg, 1, with_params(cfg, {"train.lr": 0.08}))
+    assert edge.distributions["train.lr"].high == 0.1  # clipped to the declared range
+
+
+def test_sampled_value_of_the_wrong_type_is_a_config_error():
+    with pytest.raises(ConfigError, match="train.batch_size: expected int"):
+        with_params(config_from_dict({}), {"train.batch_size": "big"})
+
+
+def test_cli_reports_a_bad_plan_on_one_line(tmp_path, capsys):
+    path = tmp_path / "t.yaml"
+    path.write_text("tune:\n  stages: [{name: a, params: [train.nesterov], trials: 2}]\n")
+    assert main([str(path), "--study", "x"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "train.nesterov" in err and "\n" not in err
