@@ -178,18 +178,23 @@ def test_audit_config_section():
 
 
 def test_cli_audit_refuses_a_leak_and_dedupes_on_request(tmp_path, capsys):
-    from medfit.cli import main
+    import argparse
 
+    from medfit.audit import cli
+    from medfit.cli import VERBS
+
+    assert VERBS["audit"] == "medfit.audit.cli"
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)  # the verb's module directly: building the whole dispatcher imports every stage
     df = write_set(tmp_path, 10, splits=["train"] * 6 + ["val"] * 2 + ["test"] * 2)
     df = add_row(df, image=_save(tmp_path / "leak.png", np.asarray(Image.open(df.loc[0, "image"]))), split="test")
     df.to_csv(tmp_path / "manifest.csv", index=False)
     (tmp_path / "exp.yaml").write_text(
         f"name: audit-cli\noutput_dir: {tmp_path / 'runs'}\n"
         f"data: {{source: csv, root: {tmp_path / 'manifest.csv'}}}\naudit: {{cache_dir: {tmp_path / 'cache'}}}\n")
-    assert main(["audit", str(tmp_path / "exp.yaml")]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: dataset audit: 1 duplicate group(s) span splits") and "leak.png (test)" in err
-    assert main(["audit", str(tmp_path / "exp.yaml"), "--dedupe"]) == 0
+    with pytest.raises(DataError, match=r"^dataset audit: 1 duplicate group\(s\) span splits.*leak\.png \(test\)"):
+        cli.run(parser.parse_args([str(tmp_path / "exp.yaml")]))
+    assert cli.run(parser.parse_args([str(tmp_path / "exp.yaml"), "--dedupe"])) == 0
     out = capsys.readouterr().out
     assert "audit of 11 images" in out and f"removed: {df.loc[0, 'image']} (train)" in out
     assert (tmp_path / "runs" / "audit-cli" / "audit.json").is_file()

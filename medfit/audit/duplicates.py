@@ -4,10 +4,11 @@ from __future__ import annotations
 import numpy as np
 
 # Near-duplicate threshold: Hamming distance (of 255 bits) between one image's reference view and the closest view of
-# the other. Measured on the 5840 Kermany chest X-rays (bench/audit_near_duplicates.py): planted copies after resize,
-# JPEG q>=20, gamma 0.7-1.5, linear contrast, up to 5 % trimmed per side or 4 % off one side or corner, and all of
-# these combined land at <= 24; of the 17 million pairs of distinct images none is <= 35 (1 at 36, 7 <= 40), so 32
-# flags no clean pair (measured false-positive rate 0 / 17,049,880; imagehash's 64-bit pHash at 10: 2.6e-3).
+# the other. Measured on the 5840 Kermany chest X-rays (bench/audit_near_duplicates.py, 200 planted copies each):
+# copies after resize, JPEG q>=20, gamma 0.7-1.5, linear contrast, up to 5 % trimmed per side or 4 % off one side or
+# corner, and all of these combined land at <= 26; of the 17 million pairs of distinct images none is <= 36 (4 <= 40),
+# so 32 flags no clean pair (measured false-positive rate 0 / 17,049,880; imagehash's 64-bit pHash at 10: 2.6e-3).
+# Not found: crops over ~6 % per side (8 %/side: 42 % found), rotations, flips.
 NEAR_THRESHOLD = 32
 
 

@@ -9,6 +9,7 @@ one side or corner, then matches one view of its original (threshold and measure
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -31,7 +32,7 @@ def _views(base: float = 0.08, zooms=(0.97, 0.94, 0.91, 0.88), extra: float = 0.
     return views
 
 
-HASH_PARAMS = {"work": 160, "thumb": 32, "dct": 16, "views": _views(), "version": 2}
+HASH_PARAMS = {"work": 160, "thumb": 32, "dct": 16, "views": _views(), "version": 3}
 HASH_BITS = HASH_PARAMS["dct"] ** 2 - 1
 
 
@@ -67,21 +68,36 @@ def intensity_stats(grey: np.ndarray) -> dict:
     return {"mean": mean, "std": std, "p01": lo, "p99": hi}
 
 
+def _area_weights(size: int, start: float, stop: float, out: int) -> np.ndarray:
+    """(out, size) box-filter weights resampling input pixels [start, stop) into ``out`` equal bins."""
+    edges = start + (stop - start) * np.arange(out + 1) / out
+    pixels = np.arange(size)
+    overlap = np.clip(np.minimum(edges[1:, None], pixels + 1) - np.maximum(edges[:-1, None], pixels), 0, None)
+    return overlap / overlap.sum(axis=1, keepdims=True)
+
+
+@lru_cache(maxsize=32)
+def _view_operators(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """For an h x w image: rows (views*k, h) and columns (views, w, k) of "crop view, box-resize to a thumbnail,
+    keep the k lowest DCT frequencies", so that a view's coefficients are rows_v @ image @ cols_v."""
+    thumb, k = HASH_PARAMS["thumb"], HASH_PARAMS["dct"]
+    u, x = np.arange(k)[:, None], np.arange(thumb)[None, :]
+    dct = np.sqrt((1 + (u > 0)) / thumb) * np.cos(np.pi * (2 * x + 1) * u / (2 * thumb))  # orthonormal DCT-II rows
+    rows, cols = [], []
+    for top, bottom, left, right in HASH_PARAMS["views"]:
+        rows.append(dct @ _area_weights(h, h * top, h * (1 - bottom), thumb))
+        cols.append((dct @ _area_weights(w, w * left, w * (1 - right), thumb)).T)
+    return np.concatenate(rows).astype(np.float32), np.stack(cols).astype(np.float32)
+
+
 def perceptual_hash(grey: np.ndarray) -> np.ndarray:
     """The multi-view DCT hash of a grey image: bool array (views, 255), row 0 the reference view."""
-    thumb, k = HASH_PARAMS["thumb"], HASH_PARAMS["dct"]
-    work = HASH_PARAMS["work"]
+    work, k = HASH_PARAMS["work"], HASH_PARAMS["dct"]
     if min(grey.shape) > work:  # stretch to a square first: the hash stretches every view to a square anyway
         grey = cv2.resize(grey, (work, work), interpolation=cv2.INTER_AREA)
-    h, w = grey.shape
-    rows = []
-    for top, bottom, left, right in HASH_PARAMS["views"]:
-        y0, y1 = int(round(h * top)), h - int(round(h * bottom))
-        x0, x1 = int(round(w * left)), w - int(round(w * right))
-        view = grey[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)]
-        interp = cv2.INTER_AREA if min(view.shape) >= thumb else cv2.INTER_LINEAR
-        rows.append(cv2.dct(cv2.resize(view, (thumb, thumb), interpolation=interp))[:k, :k].ravel()[1:])
-    coeffs = np.stack(rows)
+    rows, cols = _view_operators(*grey.shape)
+    views = len(cols)
+    coeffs = ((rows @ grey).reshape(views, k, -1) @ cols).reshape(views, k * k)[:, 1:]
     return coeffs > np.median(coeffs, axis=1, keepdims=True)
 
 
