@@ -18,6 +18,7 @@ VERBS: dict[str, str] = {
     "explain": "medfit.explain.cli",
     "compare": "medfit.evaluate.compare_cli",
     "validate": "medfit.evaluate.protocols_cli",
+    "vlm": "medfit.vlm.cli",
     "zeroshot": "medfit.models.zeroshot_cli",
     "export": "medfit.models.export_cli",
     "tune": "medfit.tune.cli",

@@ -1,0 +1,88 @@
+"""`medfit vlm` end to end on real chest X-rays with a tiny local VLM: zero-shot and LoRA runs write a normal run folder."""
+import json
+
+import medfit  # noqa: F401
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from medfit.cli import main
+from medfit.config import config_from_dict
+from medfit.errors import DataError
+from medfit.vlm.fit import load_images, load_run_classifier, predict_images, run_vlm
+from medfit.vlm.tiny import build_tiny_vlm
+
+
+def xray_manifest_csv(shared_data, tmp_path) -> str:
+    """A small manifest of real Kermany X-rays: train 16, val 8 (from train/, other patients), test 8 (from test/)."""
+    root = shared_data / "chest-xray-pneumonia-224"
+    rows = []
+    for split, folder, start, n in [("train", "train", 0, 8), ("val", "train", 40, 4), ("test", "test", 0, 4)]:
+        for label in ("NORMAL", "PNEUMONIA"):
+            for f in sorted((root / folder / label).glob("*.jpeg"))[start:start + n]:
+                rows.append({"image": str(f), "label": label, "patient_id": f"{split}-{f.stem}", "split": split})
+    path = tmp_path / "manifest.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return str(path)
+
+
+def vlm_config(shared_data, tmp_path, name: str, finetune: str) -> dict:
+    return {
+        "name": name, "seed": 0, "output_dir": str(tmp_path / "runs"),
+        "data": {"source": "csv", "root": xray_manifest_csv(shared_data, tmp_path), "class_names": ["NORMAL", "PNEUMONIA"],
+                 "task": "binary", "image_size": 28, "channels": 3},
+        "train": {"progress_bar": False, "logger": "none"},
+        "evaluate": {"bootstrap": 20},
+        "vlm": {"model": str(tmp_path / "tiny-vlm"), "question": "Does this chest X-ray show pneumonia?",
+                "options": ["No pneumonia", "Pneumonia"], "finetune": finetune, "lora_r": 4, "lora_alpha": 8,
+                "epochs": 2, "batch_size": 4, "grad_accum_steps": 2, "lr": 0.005, "gradient_checkpointing": True,
+                "device": "cpu", "eval_batch_size": 16},
+    }
+
+
+def check_run_folder(run_dir, trainable: bool) -> dict:
+    pred = pd.read_csv(run_dir / "predictions.csv")
+    assert {"image", "patient_id", "split", "label", "prob"} <= set(pred.columns)
+    assert set(pred["split"]) == {"val", "test"} and pred["prob"].between(0, 1).all()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["threshold"]["chosen_on"] == "val"
+    assert 0 <= metrics["splits"]["test"]["auc"] <= 1 and len(metrics["splits"]["test"]["auc_ci"]) == 2
+    assert (metrics["parameters"]["trainable"] > 0) == trainable and metrics["parameters"]["total"] > 0
+    report = (run_dir / "report.html").read_text()
+    assert "vlm:" in report and "AUC" in report
+    return metrics
+
+
+def test_zero_shot_run_through_the_cli(shared_data, tmp_path):
+    cfg = vlm_config(shared_data, tmp_path, "zeroshot", "none")
+    path = tmp_path / "vlm.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["vlm", str(path), "--make-tiny"]) == 0
+    run_dir = tmp_path / "runs" / "zeroshot"
+    check_run_folder(run_dir, trainable=False)
+    assert not (run_dir / "checkpoints").exists()
+    info = json.loads((run_dir / "train_info.json").read_text())
+    assert info["vlm"]["prompt"].endswith("A: No pneumonia\nB: Pneumonia\nASSISTANT: Answer:")
+    with pytest.raises(DataError, match="previous run"):
+        run_vlm(config_from_dict(cfg))
+
+
+def test_lora_run_writes_adapters_and_its_predictions_reload(shared_data, tmp_path):
+    build_tiny_vlm(tmp_path / "tiny-vlm", ["Does this chest X-ray show pneumonia? No pneumonia Pneumonia"])
+    cfg = config_from_dict(vlm_config(shared_data, tmp_path, "lora", "lora"))
+    run_dir = run_vlm(cfg)
+    metrics = check_run_folder(run_dir, trainable=True)
+    assert metrics["timing"]["epochs_run"] == 2 and metrics["timing"]["optimizer_steps"] == 4  # 2 epochs x 16 images / (4 x 2)
+    assert (run_dir / "checkpoints" / "best" / "adapter_model.safetensors").is_file()
+    log = pd.read_csv(run_dir / "logs" / "metrics.csv")
+    assert log["train_loss"].notna().sum() == 4 and log["val_auc"].notna().sum() == 2
+    # the saved run alone reproduces its test predictions
+    pred = pd.read_csv(run_dir / "predictions.csv")
+    test = pred[pred["split"] == "test"].reset_index(drop=True)
+    from medfit.data.manifest import Manifest
+
+    manifest = Manifest(pd.read_csv(run_dir / "manifest.csv"), ["label"], ["NORMAL", "PNEUMONIA"], "binary").split("test")
+    images, _ = load_images(manifest, cfg, "test")
+    probs = predict_images(load_run_classifier(run_dir), images, 16)
+    np.testing.assert_allclose(probs[:, 1], test["prob"].to_numpy(), rtol=1e-6, atol=1e-7)
