@@ -138,6 +138,7 @@ class EvaluateConfig:
     threshold_value: float = 0.5  # the fixed threshold, or the target sensitivity/specificity
     bootstrap: int = 1000
     ci_level: float = 0.95
+    temperature_scaling: bool = False  # fit a temperature on val; metrics.json adds calibration after scaling
 
 
 @dataclass

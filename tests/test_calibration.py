@@ -55,3 +55,29 @@ def test_temperature_scaling_multiclass():
     q = apply_temperature(p, t, "multiclass")
     assert q.sum(axis=1) == pytest.approx(np.ones(len(q)))
     assert log_loss(y, q) < log_loss(y, p)
+
+
+def test_evaluate_predictions_adds_calibration_wilson_delong_and_sites():
+    import pandas as pd
+
+    from medfit.config import config_from_dict
+    from medfit.evaluate.run import evaluate_predictions
+    from medfit.evaluate.stats import delong_auc_ci, wilson_interval
+
+    rng = np.random.default_rng(4)
+    n = 600
+    y = rng.integers(0, 2, n)
+    p = expit(3 * (y - 0.5) + rng.normal(0, 1.5, n))
+    pred = pd.DataFrame({"image": [f"i{k}" for k in range(n)], "label": y, "prob": p,
+                         "split": np.repeat(["val", "test", "external"], n // 3),
+                         "site": np.repeat(["a", "a", "b"], n // 3)})
+    cfg = config_from_dict({"data": {"task": "binary"}, "evaluate": {"bootstrap": 20, "temperature_scaling": True}})
+    m = evaluate_predictions(pred, cfg)
+    test = m["splits"]["test"]
+    part = pred[pred["split"] == "test"]
+    assert test["calibration"]["brier"] == pytest.approx(brier_score(part["label"], part["prob"]))
+    assert m["temperature"]["fitted_on"] == "val" and "calibration_scaled" in test
+    c = test["confusion"]
+    assert test["wilson_ci"]["sensitivity"] == pytest.approx(list(wilson_interval(c["tp"], c["tp"] + c["fn"])))
+    assert test["auc_delong_ci"] == pytest.approx(list(delong_auc_ci(part["label"], part["prob"])[1:]))
+    assert [(r["split"], r["site"]) for r in m["sites"]] == [("val", "a"), ("test", "a"), ("external", "b")]

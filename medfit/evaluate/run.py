@@ -102,6 +102,9 @@ def evaluate_predictions(pred: pd.DataFrame, cfg: ExperimentConfig) -> dict:
         result = evaluate_multiclass(pred, d.label_columns[0], cols, e, cfg.seed)
     else:
         result = evaluate_multilabel(pred, d.label_columns, e, cfg.seed)
+    from medfit.evaluate.extended import extend_metrics
+
+    result = extend_metrics(result, pred, cfg)
     return {"task": d.task, "ci_level": e.ci_level, "bootstrap": e.bootstrap, **result}
 
 
