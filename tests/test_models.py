@@ -14,7 +14,7 @@ from medfit.models.cbam import CBAM
 from medfit.models.finetune import merge_lora
 
 torch.set_num_threads(1)
-VIT = dict(name="vit_tiny_patch16_224", kwargs={"img_size": 32})
+VIT = dict(name="vit_tiny_patch16_224", kwargs={"img_size": 32, "depth": 2})
 
 
 def _train_steps(model, steps=3, lr=0.05, seed=0):

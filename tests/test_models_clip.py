@@ -103,7 +103,7 @@ def test_zero_shot_run_is_scored_like_any_run(tiny_clip, shared_data, tmp_path):
     folder, _ = tiny_clip
     cfg = ExperimentConfig(name="zs", output_dir=str(tmp_path))
     cfg.data.source, cfg.data.root = "medmnist", "pneumoniamnist/pneumoniamnist_reconstructed.npz"
-    cfg.data.class_names, cfg.data.image_size, cfg.data.limit_per_split = ["normal", "pneumonia"], 28, 24
+    cfg.data.class_names, cfg.data.image_size, cfg.data.limit_per_split = ["normal", "pneumonia"], 28, 16
     cfg.train.progress_bar, cfg.evaluate.bootstrap = False, 20
     cfg.model.clip_model = f"local-dir:{folder}"
     run_dir = run_zero_shot(cfg, str(shared_data))

@@ -11,6 +11,7 @@ from medfit.data.datasets import ImageDataset
 from medfit.data.manifest import Manifest
 from medfit.errors import WeightsError
 from medfit.evaluate.run import load_run_config
+from medfit.models.finetune import merge_lora
 from medfit.models.export import OnnxClassifier, export_onnx, onnx_max_abs_difference
 from medfit.train.checkpoint import load_trained_model
 from medfit.train.fit import train
@@ -19,25 +20,30 @@ from medfit.train.predict import predict_probabilities
 NPZ = "pneumoniamnist/pneumoniamnist_reconstructed.npz"
 
 
-@pytest.fixture(scope="module")
-def lora_run(shared_data, tmp_path_factory):
-    """A ViT-Tiny LoRA run (32 px, 60 images per split, one epoch) with a separate head learning rate."""
-    cfg = config_from_dict({
-        "name": "vit-lora", "seed": 0, "output_dir": str(tmp_path_factory.mktemp("runs")),
+def run_config(shared_data, out, name, model):
+    """One epoch on 60 PneumoniaMNIST images per split at 32 px."""
+    return config_from_dict({
+        "name": name, "seed": 0, "output_dir": str(out),
         "data": {"source": "medmnist", "root": str(shared_data / NPZ), "image_size": 32, "channels": 1,
                  "limit_per_split": 60},
-        "model": {"name": "vit_tiny_patch16_224", "kwargs": {"img_size": 32}, "finetune": "lora", "lora_r": 4,
-                  "head_lr": 0.01},
+        "model": model,
         "train": {"epochs": 1, "batch_size": 32, "lr": 0.001, "logger": "none", "progress_bar": False},
         "evaluate": {"bootstrap": 20},
     })
-    return train(cfg)
+
+
+@pytest.fixture(scope="module")
+def lora_run(shared_data, tmp_path_factory):
+    """A ViT-Tiny LoRA run with a separate head learning rate."""
+    model = {"name": "vit_tiny_patch16_224", "kwargs": {"img_size": 32, "depth": 2}, "finetune": "lora", "lora_r": 4,
+             "head_lr": 0.01}
+    return train(run_config(shared_data, tmp_path_factory.mktemp("runs"), "vit-lora", model), evaluate=False)
 
 
 def test_lora_run_reports_parameters_and_reloads_identically(lora_run):
-    metrics = json.loads((lora_run / "metrics.json").read_text())
+    metrics = json.loads((lora_run / "train_info.json").read_text())  # metrics.json copies it
     trainable, total = metrics["parameters"]["trainable"], metrics["parameters"]["total"]
-    assert trainable == 12 * 4 * (768 + 384 + 960 + 960) + 193 and total > 5e6
+    assert trainable == 2 * 4 * (768 + 384 + 960 + 960) + 193 and total > 30 * trainable
     cfg = load_run_config(lora_run)
     model = load_trained_model(lora_run, cfg)  # a fresh build with LoRA, loaded from checkpoints/best.ckpt
     pred = pd.read_csv(lora_run / "predictions.csv")
@@ -76,3 +82,20 @@ def test_cnn_with_cbam_exports_within_tolerance(tmp_path):
     assert OnnxClassifier(path)(x).shape == (5, 3)
     with pytest.raises(WeightsError, match="ONNX file not found"):
         OnnxClassifier(tmp_path / "missing.onnx")
+
+
+def test_fusion_run_from_a_trained_lora_run(lora_run, shared_data, tmp_path):
+    fusion = {"name": "fusion", "fusion_dim": 32, "fusion_hidden": 16, "head_lr": 0.01, "backbone_lr": 0.0001,
+              "fusion": [{"run": str(lora_run), "freeze": True}, {"name": "resnet10t"}]}
+    run = train(run_config(shared_data, tmp_path, "fusion", fusion), evaluate=False)
+    model = load_trained_model(run, load_run_config(run))
+    # The frozen member is the LoRA run's network with LoRA merged, unchanged by fusion training.
+    vit = merge_lora(load_trained_model(lora_run, load_run_config(lora_run)))
+    torch.testing.assert_close(model.members[0].blocks[0].attn.qkv.weight, vit.blocks[0].attn.qkv.weight)
+    assert model.fused_features(torch.rand(2, 1, 32, 32)).shape == (2, 64)
+    metrics = json.loads((run / "train_info.json").read_text())
+    member_params = sum(p.numel() for p in model.members[1].parameters())
+    head_params = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("members."))
+    assert metrics["parameters"]["trainable"] == member_params + head_params
+    pred = pd.read_csv(run / "predictions.csv")
+    assert set(pred["split"]) == {"val", "test"} and pred["prob"].between(0, 1).all()
