@@ -198,3 +198,17 @@ def test_cli_audit_refuses_a_leak_and_dedupes_on_request(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "audit of 11 images" in out and f"removed: {df.loc[0, 'image']} (train)" in out
     assert (tmp_path / "runs" / "audit-cli" / "audit.json").is_file()
+
+
+def test_multiclass_shortcut_names_the_class_and_the_feature(tmp_path):
+    rows = []
+    for i in range(60):
+        label = i % 3
+        img = smooth_image(i, 64 if label != 2 else 80)  # class 2 alone is stored at another size
+        rows.append({"image": _save(tmp_path / f"{i}.png", img), "label": label, "patient_id": str(i),
+                     "site": "site0", "split": "train"})
+    result = audit_manifest(pd.DataFrame(rows), ["label"], ["a", "b", "c"], task="multiclass")
+    assert len(result.shortcuts["warnings"]) == 1
+    assert "class 'c'" in result.shortcuts["warnings"][0] and "image height (AUC 1.00)" in result.shortcuts["warnings"][0]
+    assert result.shortcuts["classes"]["a"]["feature_auc"]["image height"] < 0.95
+    assert "1 shortcut warning" in result.summary and result.ok

@@ -135,3 +135,23 @@ def test_planted_shortcut_is_flagged_and_named(chest, tmp_path):
     assert clean.shortcuts["classes"]["PNEUMONIA"]["feature_auc"]["image height"] == 0.5
     assert "image height" not in " ".join(clean.shortcuts["warnings"])
     assert planted.ok  # warnings never stop training
+
+
+def test_dicom_copy_in_two_splits_leaks_by_pixels_and_by_header_uids(shared_data, tmp_path):
+    import shutil
+
+    nema = shared_data / "dicom-samples-nema-wg04"
+    copy = tmp_path / "renamed.dcm"
+    shutil.copy(nema / "RG1_J2KI.dcm", copy)  # the same instance exported twice under another name
+    df = pd.DataFrame({"image": [str(nema / "RG1_J2KI.dcm"), str(nema / "MR2_UNCR.dcm"), str(nema / "693_UNCR.dcm"),
+                                 str(copy)],
+                       "label": [0, 1, 0, 0], "patient_id": ["a", "b", "c", "d"], "site": "s0",
+                       "split": ["train", "train", "train", "test"]})
+    result = audit_manifest(df, ["label"], ["x", "y"])
+    assert [set(c["images"]) for c in result.leaks] == [{str(nema / "RG1_J2KI.dcm"), str(copy)}]
+    assert {leak["kind"] for leak in result.id_leaks} == {"study", "series", "instance"}
+    profile = result.shortcuts["profile"]
+    assert profile["x"]["photometric"] == {"MONOCHROME1": 2, "MONOCHROME2": 1}
+    assert profile["y"]["modality"] == {"MR": 1} and profile["y"]["bit_depth"] == {"12": 1}
+    deduped = audit_manifest(df, ["label"], ["x", "y"], cfg=AuditConfig(dedupe=True))
+    assert deduped.ok and [r["image"] for r in deduped.removed] == [str(nema / "RG1_J2KI.dcm")]

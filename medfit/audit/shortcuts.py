@@ -41,8 +41,9 @@ def _classifier_auc(features: pd.DataFrame, y: np.ndarray, seed: int) -> float |
     for c in X.columns:
         if c in CATEGORICAL:
             X[c] = pd.Categorical(X[c].astype(str)).codes
-    model = HistGradientBoostingClassifier(max_iter=60, max_depth=3, learning_rate=0.2, random_state=seed,
-                                           categorical_features=cat_mask)
+    leaf = int(min(20, max(3, len(y) // 50)))  # small sets: sklearn's default of 20 per leaf cannot split at all
+    model = HistGradientBoostingClassifier(max_iter=60, max_depth=3, learning_rate=0.2, min_samples_leaf=leaf,
+                                           random_state=seed, categorical_features=cat_mask)
     cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
