@@ -15,6 +15,7 @@ VERBS: dict[str, str] = {
     "predict": "medfit.train.predict_cli",
     "evaluate": "medfit.evaluate.cli",
     "report": "medfit.report.cli",
+    "pretrain": "medfit.pretrain.cli",
     "explain": "medfit.explain.cli",
     "compare": "medfit.evaluate.compare_cli",
     "validate": "medfit.evaluate.protocols_cli",

@@ -240,6 +240,48 @@ class AuditConfig:
 
 
 @dataclass
+class PretrainConfig:
+    """Self-supervised ViT pretraining on the manifest's images, labels ignored (``medfit pretrain``, medfit.pretrain)."""
+
+    objectives: list[str] = field(default_factory=lambda: ["mae", "dino", "boxloc"])  # cycled batch by batch, in order
+    splits: list[str] = field(default_factory=lambda: ["train"])  # manifest splits whose images are pretrained on
+    epochs: int = 100
+    max_steps: int = 0  # >0: stop after this many optimiser steps
+    batch_size: int = 64
+    lr: float = 5e-4
+    weight_decay: float = 0.05
+    warmup_epochs: float = 5.0
+    min_lr_ratio: float = 0.01
+    grad_clip: float = 3.0  # 0 disables
+    pos_embed: Literal["learned", "sincos", "log_sincos"] = "learned"  # sincos kinds are fixed while pretraining
+    window_size: int = 0  # >0: ViTDet windowed attention, windows of this many patches per side
+    global_every: int = 3  # with windows: every this-many-th block, counted back from the last, attends globally
+    mask_ratio: float = 0.75  # MAE
+    norm_pix_loss: bool = False  # MAE: reconstruct per-patch normalised pixels
+    decoder_dim: int = 128
+    decoder_depth: int = 2
+    decoder_heads: int = 4
+    dino_out_dim: int = 4096  # DINO head prototypes
+    dino_hidden_dim: int = 512
+    dino_bottleneck_dim: int = 128
+    teacher_momentum: float = 0.996  # EMA momentum at the start, cosine to 1 at the end
+    teacher_temp: float = 0.04
+    warmup_teacher_temp: float = 0.04
+    warmup_teacher_temp_epochs: int = 0
+    student_temp: float = 0.1
+    global_crop_scale: list[float] = field(default_factory=lambda: [0.4, 1.0])  # area fractions
+    local_crop_scale: list[float] = field(default_factory=lambda: [0.05, 0.4])
+    local_crops: int = 4
+    local_crop_size: int = 0  # pixels; 0: half the image size, rounded to whole patches
+    box_scale: list[float] = field(default_factory=lambda: [0.04, 0.25])  # box localisation: query region area fractions
+    query_size: int = 0  # pixels the query region is resized to; 0: half the image size, rounded to whole patches
+    probe: bool = True  # after pretraining: linear-probe and k-NN AUC on the labelled splits
+    probe_split: str = ""  # split scored by the probes; empty: test if present, else val
+    knn_k: int = 20
+    pictures: int = 8  # images in the MAE reconstruction and attention-map figures
+
+
+@dataclass
 class ExperimentConfig:
     """One experiment: data, preprocessing, model, training and evaluation."""
 
@@ -254,6 +296,7 @@ class ExperimentConfig:
     audit: AuditConfig = field(default_factory=AuditConfig)
     vlm: VLMConfig = field(default_factory=VLMConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
 
     @property
     def run_dir(self) -> Path:

@@ -1,0 +1,1 @@
+"""Self-supervised ViT pretraining (MAE, DINO-style self-distillation, query-box localisation) on unlabelled images."""
