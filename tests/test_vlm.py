@@ -204,3 +204,39 @@ def test_model_found_in_the_hf_cache_offline(tiny_dir, tmp_path, monkeypatch):
     assert vlm.resolve_model_dir("acme/tiny-vlm", str(tmp_path / "hub")) == repo / "snapshots" / commit
     clf = vlm.load_vlm_classifier(make_cfg(tiny_dir, model="acme/tiny-vlm", cache_dir=str(tmp_path / "hub")), CLASSES)
     assert clf.probabilities(torch.rand(1, 3, 28, 28)).shape == (1, 2)
+
+
+def test_gemma3_family_prompt_scores_and_lora(tmp_path, xray_batch):
+    """The same code path on a Gemma 3 (MedGemma's architecture): <start_of_image> prompt, token_type_ids, LoRA."""
+    folder = build_tiny_vlm(tmp_path / "tiny-gemma3", [QUESTION, "No pneumonia Pneumonia Options Answer"], family="gemma3")
+    cfg = make_cfg(folder, answer="text", lr=0.02, batch_size=8, epochs=4)
+    clf = vlm.load_vlm_classifier(cfg, CLASSES)
+    assert type(clf.model).__name__ == "Gemma3ForConditionalGeneration"
+    assert clf.prompt == (f"<s><start_of_turn>user\n<start_of_image>{QUESTION}\nOptions:\nA: No pneumonia\nB: Pneumonia"
+                          "<end_of_turn>\n<start_of_turn>model\nAnswer:")
+    images, labels = xray_batch
+    batch = clf.encode(images[:2])
+    assert "token_type_ids" in batch and (batch["input_ids"] == clf.processor.tokenizer.bos_token_id).sum() == 2  # one bos each
+    with torch.no_grad():
+        scores = clf(images[:2])
+    for k, (text, ids) in enumerate(zip([" No pneumonia", " Pneumonia"], clf.option_ids)):
+        full = clf.processor(text=[clf.prompt + text] * 2, images=[[i] for i in vlm.images_to_pil(images[:2])],
+                             return_tensors="pt", add_special_tokens=False)
+        with torch.no_grad():
+            logp = clf.model(**full).logits.log_softmax(-1)
+        n = full["input_ids"].shape[1]
+        torch.testing.assert_close(scores[:, k], sum(logp[:, n - len(ids) - 1 + j, t] for j, t in enumerate(ids)),
+                                   rtol=1e-5, atol=1e-5)
+    probs = clf.probabilities(images)
+    torch.testing.assert_close(probs.sum(1), torch.ones(8))
+    assert probs[:, 1].std() > 1e-4  # the image moves the answer
+    model, processor = vlm.load_vlm(cfg)
+    torch.manual_seed(0)
+    trained = vlm.VLMClassifier(prepare_for_training(model, cfg), processor, CLASSES, cfg)
+    assert all("language_model" in n for n, p in trained.model.named_parameters() if p.requires_grad)
+    with torch.no_grad():
+        before = float(trained.eval().loss(images, labels))
+    train_lora(trained, images, labels.numpy(), cfg, seed=0)
+    with torch.no_grad():
+        after = float(trained.eval().loss(images, labels))
+    assert after < before - 0.05, (before, after)

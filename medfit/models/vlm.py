@@ -243,7 +243,11 @@ class VLMClassifier(nn.Module):
         """Processor inputs for a batch of images (PIL, or (B, C, H, W) tensors in [0, 1]) with the prompt."""
         if isinstance(images, (torch.Tensor, np.ndarray)):
             images = images_to_pil(images)
-        batch = self.processor(text=[self.prompt] * len(images), images=list(images), return_tensors="pt", padding=True)
+        # one image per prompt, nested so that processors counting images per sample (Gemma 3) agree
+        # chat templates (Gemma's) often write the bos token themselves; the tokenizer must not add a second one
+        bos = getattr(self.processor.tokenizer, "bos_token", None)
+        batch = self.processor(text=[self.prompt] * len(images), images=[[img] for img in images], return_tensors="pt",
+                               padding=True, add_special_tokens=not (bos and self.prompt.startswith(bos)))
         out = {}
         for key, value in batch.items():
             if isinstance(value, torch.Tensor):

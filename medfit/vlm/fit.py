@@ -156,7 +156,8 @@ def run_vlm(cfg: ExperimentConfig, data_dir: str | None = None, evaluate: bool =
     val_images, val_labels = load_images(manifest.split("val"), cfg, "loading val")
     if v.finetune == "lora":
         images, labels = load_images(manifest.split("train"), cfg, "loading train")
-    timing = {"load_seconds": round(time.perf_counter() - t0, 1), "fit_seconds": 0.0, "epochs_run": 0}
+    timing = {"load_seconds": round(time.perf_counter() - t0, 1), "fit_seconds": 0.0, "epochs_run": 0,
+              "train_images_per_second": 0.0}
     ckpt_dir = run_dir / "checkpoints"
     log: list[dict] = []
     if v.finetune == "lora":
