@@ -84,6 +84,7 @@ class ModelConfig:
     fusion_dropout: float = 0.3
     clip_model: str = "hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"  # or "local-dir:FOLDER"
     clip_cache_dir: str = ""  # HF cache for hf-hub: models; empty: $HF_HUB_CACHE or ~/.cache/huggingface/hub
+    clip_image_size: int = 0  # >0: resize the CLIP image tower's input (position embeddings resampled); 0: its own
     prompts: dict = field(default_factory=dict)  # zero-shot: class name -> description or list of descriptions
     prompt_templates: list[str] = field(default_factory=lambda: ["a medical image showing {}."])
 

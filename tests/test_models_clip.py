@@ -8,6 +8,7 @@ import pytest
 import torch
 from transformers import BertConfig
 
+from medfit.cli import main
 from medfit.config import ExperimentConfig, ModelConfig
 from medfit.errors import WeightsError
 from medfit.models import build_model, count_parameters
@@ -72,7 +73,7 @@ def test_missing_files_are_named(tiny_clip, tmp_path):
 
 def test_clip_image_encoder_as_lora_backbone(tiny_clip):
     folder, state = tiny_clip
-    cfg = ModelConfig(name="biomedclip", clip_model=f"local-dir:{folder}", finetune="lora", lora_r=4)
+    cfg = ModelConfig(name="biomedclip", clip_model=f"local-dir:{folder}", finetune="lora", lora_r=4, clip_image_size=32)
     model = build_model(cfg, 1)
     trainable, total = count_parameters(model)
     adapted = [n for n, p in model.named_parameters() if p.requires_grad and "lora_A" in n]
@@ -80,6 +81,7 @@ def test_clip_image_encoder_as_lora_backbone(tiny_clip):
     assert trainable < 0.2 * total
     trunk = model.base_model.model.visual.trunk
     torch.testing.assert_close(trunk.blocks[0].attn.qkv.base_layer.weight, state["visual.trunk.blocks.0.attn.qkv.weight"])
+    assert model.base_model.model.prepare.size == (32, 32) and trunk.pos_embed.shape[1] == 1 + 4  # resampled
     assert model(torch.rand(2, 1, 32, 32)).shape == (2, 1)
 
 
@@ -87,7 +89,8 @@ def test_zero_shot_follows_the_prompts(tiny_clip):
     folder, _ = tiny_clip
     prompts = class_prompts(["NORMAL", "PNEUMONIA"], {"NORMAL": ["normal lungs", "no opacity"]}, ["a chest x-ray of {}."])
     assert prompts == [["a chest x-ray of normal lungs.", "a chest x-ray of no opacity."], ["a chest x-ray of PNEUMONIA."]]
-    cfg = ModelConfig(clip_model=f"local-dir:{folder}", prompts={"NORMAL": "normal lungs", "PNEUMONIA": "pneumonia"})
+    cfg = ModelConfig(clip_model=f"local-dir:{folder}", prompts={"NORMAL": "normal lungs", "PNEUMONIA": "pneumonia"},
+                      clip_image_size=32)
     x = torch.rand(4, 1, 32, 32)
     with torch.no_grad():
         p = torch.sigmoid(build_zero_shot(cfg, ["NORMAL", "PNEUMONIA"], "binary")(x))
@@ -105,7 +108,7 @@ def test_zero_shot_run_is_scored_like_any_run(tiny_clip, shared_data, tmp_path):
     cfg.data.source, cfg.data.root = "medmnist", "pneumoniamnist/pneumoniamnist_reconstructed.npz"
     cfg.data.class_names, cfg.data.image_size, cfg.data.limit_per_split = ["normal", "pneumonia"], 28, 16
     cfg.train.progress_bar, cfg.evaluate.bootstrap = False, 20
-    cfg.model.clip_model = f"local-dir:{folder}"
+    cfg.model.clip_model, cfg.model.clip_image_size = f"local-dir:{folder}", 32
     run_dir = run_zero_shot(cfg, str(shared_data))
     pred = pd.read_csv(run_dir / "predictions.csv")
     assert {"image", "patient_id", "split", "label", "prob"} <= set(pred.columns)
@@ -114,3 +117,8 @@ def test_zero_shot_run_is_scored_like_any_run(tiny_clip, shared_data, tmp_path):
     assert 0 <= metrics["splits"]["test"]["auc"] <= 1
     assert metrics["parameters"]["trainable"] == 0 and metrics["parameters"]["total"] > 0
     assert (run_dir / "report.html").is_file()
+    # The run reloads like a trained one: `medfit predict` reproduces its test probabilities.
+    out = tmp_path / "again.csv"
+    assert main(["predict", str(run_dir), "--split", "test", "--out", str(out)]) == 0
+    again = pd.read_csv(out)["prob"].to_numpy()
+    assert abs(again - pred.query("split == 'test'")["prob"].to_numpy()).max() < 1e-5

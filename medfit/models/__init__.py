@@ -26,6 +26,10 @@ def build_model(model_cfg: ModelConfig, num_outputs: int, load_pretrained: bool 
         from medfit.models.clip import build_clip_classifier
 
         model = build_clip_classifier(cfg, num_outputs, load_pretrained)
+    elif cfg.name == "clip_zero_shot":
+        from medfit.models.zeroshot import build_zero_shot_skeleton
+
+        return build_zero_shot_skeleton(cfg, num_outputs, load_pretrained)
     else:
         model = create_backbone(cfg, num_outputs, load_pretrained)
     if cfg.cbam:

@@ -92,12 +92,13 @@ def resolve_clip_source(spec: str, cache_dir: str = "") -> ClipSource:
     return ClipSource(folder, config, text_folder)
 
 
-def load_open_clip(spec: str, cache_dir: str = "", load_weights: bool = True):
-    """(open_clip model, tokenizer) from ``hf-hub:REPO`` (HF cache only) or ``local-dir:FOLDER``."""
+def load_open_clip(spec: str, cache_dir: str = "", load_weights: bool = True, image_size: int = 0):
+    """(open_clip model, tokenizer) from ``hf-hub:REPO`` (HF cache only) or ``local-dir:FOLDER``; ``image_size`` > 0
+    resizes the image tower's input (timm resamples its position embeddings)."""
     import open_clip
 
     src = resolve_clip_source(spec, cache_dir)
-    overrides = {}
+    overrides = {"force_image_size": image_size} if image_size else {}
     model_cfg = src.config.get("model_cfg", src.config)
     text_cfg = dict(model_cfg.get("text_cfg", {}))
     if src.text_folder is not None:
@@ -152,7 +153,7 @@ class ClipImageClassifier(nn.Module):
 
 def build_clip_classifier(cfg: ModelConfig, num_outputs: int, load_pretrained: bool = True) -> ClipImageClassifier:
     """``model.clip_model``'s image encoder (text tower dropped) under a fresh linear head."""
-    model, _ = load_open_clip(cfg.clip_model, cfg.clip_cache_dir, load_weights=load_pretrained)
+    model, _ = load_open_clip(cfg.clip_model, cfg.clip_cache_dir, load_pretrained, cfg.clip_image_size)
     return ClipImageClassifier(model.visual, _embed_dim(model), num_outputs)
 
 

@@ -38,7 +38,7 @@ def _is_vit(model: nn.Module) -> bool:
 
 def lora_target_modules(model: nn.Module, targets: list[str], keep: list[str]) -> list[str]:
     """Full paths of the Linear/Conv2d layers LoRA adapts: names ending in ``targets`` (default: ViT qkv/proj/fc1/fc2,
-    else every conv), never inside the head or other trained-as-is modules."""
+    else every non-depthwise conv and Linear), never inside the head or other trained-as-is modules."""
     vit = _is_vit(model)
     chosen = []
     for name, module in model.named_modules():
@@ -51,7 +51,7 @@ def lora_target_modules(model: nn.Module, targets: list[str], keep: list[str]) -
         elif vit:
             if leaf in VIT_LORA_TARGETS and isinstance(module, nn.Linear):
                 chosen.append(name)
-        elif isinstance(module, nn.Conv2d) and module.groups == 1:
+        elif isinstance(module, nn.Linear) or module.groups == 1:  # CNNs: convs (not depthwise) and MLP layers
             chosen.append(name)
     if not chosen:
         raise ConfigError(f"model.lora_targets: no Linear/Conv2d layer of {type(model).__name__} matches "

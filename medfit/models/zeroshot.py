@@ -8,9 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medfit.config import ExperimentConfig, ModelConfig
+from medfit.config import ExperimentConfig, ModelConfig, save_config
 from medfit.errors import ConfigError
 from medfit.models.clip import ClipImageInput, load_open_clip
+
+ZERO_SHOT_NAME = "clip_zero_shot"  # model.name a zero-shot run's config.yaml records
 
 
 def class_prompts(class_names: list[str], prompts: dict, templates: list[str]) -> list[list[str]]:
@@ -46,7 +48,8 @@ class ZeroShotClassifier(nn.Module):
         self.prepare = ClipImageInput(visual)
         self.visual = visual
         self.register_buffer("text_embeddings", text_embeddings)
-        self.logit_scale, self.binary = logit_scale, binary
+        self.register_buffer("logit_scale", torch.tensor(float(logit_scale)))
+        self.binary = binary
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         image = F.normalize(self.visual(self.prepare(x)), dim=-1)
@@ -61,10 +64,19 @@ def build_zero_shot(cfg: ModelConfig, class_names: list[str], task: str) -> Zero
         raise ConfigError("data.task: zero-shot classification supports binary and multiclass tasks")
     if len(class_names) < 2:
         raise ConfigError("data.class_names: zero-shot needs the class names (at least two) to build prompts")
-    model, tokenizer = load_open_clip(cfg.clip_model, cfg.clip_cache_dir)
+    model, tokenizer = load_open_clip(cfg.clip_model, cfg.clip_cache_dir, image_size=cfg.clip_image_size)
     text = class_text_embeddings(model, tokenizer, class_prompts(class_names, cfg.prompts, cfg.prompt_templates))
     scale = float(model.logit_scale.detach().exp()) if hasattr(model, "logit_scale") else 100.0
     return ZeroShotClassifier(model.visual, text, scale, task == "binary").eval()
+
+
+def build_zero_shot_skeleton(cfg: ModelConfig, num_outputs: int, load_pretrained: bool = True) -> ZeroShotClassifier:
+    """A zero-shot run's network with empty class embeddings, to be filled from its checkpoint (``name: clip_zero_shot``)."""
+    model, _ = load_open_clip(cfg.clip_model, cfg.clip_cache_dir, load_pretrained, cfg.clip_image_size)
+    from medfit.models.clip import _embed_dim
+
+    classes = max(2, num_outputs)
+    return ZeroShotClassifier(model.visual, torch.zeros(classes, _embed_dim(model)), 100.0, num_outputs == 1)
 
 
 def run_zero_shot(cfg: ExperimentConfig, data_dir: str | None = None, evaluate: bool = True) -> Path:
@@ -79,6 +91,12 @@ def run_zero_shot(cfg: ExperimentConfig, data_dir: str | None = None, evaluate: 
     info = {"parameters": {"trainable": 0, "total": total}, "method": "zero-shot",
             "prompts": class_prompts(list(manifest.class_names), cfg.model.prompts, cfg.model.prompt_templates)}
     (run_dir / "train_info.json").write_text(json.dumps(info, indent=2))
+    # Saved like a trained run (class embeddings included) so predict, export and explain load it the same way.
+    (run_dir / "checkpoints").mkdir(exist_ok=True)
+    torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}},
+               run_dir / "checkpoints" / "best.ckpt")
+    cfg.model.name = ZERO_SHOT_NAME
+    save_config(cfg, run_dir / "config.yaml")
     predict_dataset(model, manifest, cfg, run_dir / "predictions.csv")
     if evaluate:
         from medfit.evaluate import evaluate_run
