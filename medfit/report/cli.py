@@ -7,6 +7,8 @@ import argparse
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``medfit report``."""
     parser.add_argument("runs", nargs="+", help="run folder(s)")
+    parser.add_argument("--out", help="with several runs: the side-by-side page (default: report-compare.html beside the first run)")
+    parser.add_argument("--split", default="test", help="with several runs: the split compared side by side")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -15,4 +17,11 @@ def run(args: argparse.Namespace) -> int:
 
     for run_dir in args.runs:
         print(write_report(run_dir))
+    if len(args.runs) > 1:
+        from pathlib import Path
+
+        from medfit.report.multi import write_multi_report
+
+        out = args.out or Path(args.runs[0]).resolve().parent / "report-compare.html"
+        print(write_multi_report(args.runs, out, args.split))
     return 0

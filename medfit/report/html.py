@@ -164,6 +164,10 @@ def write_report(run_dir: str | Path) -> Path:
         "<h2>Timing</h2>", f"<pre>{html.escape(json.dumps(metrics.get('timing', {}), indent=1))}</pre>",
         "<h2>Config</h2>", f"<pre>{html.escape((run_dir / 'config.yaml').read_text())}</pre>",
     ]
+    from medfit.report.sections import extra_sections
+
+    at = parts.index("<h2>Data</h2>")
+    parts[at:at] = extra_sections(run_dir, cfg, metrics, pred)
     page = f"<!doctype html><html><head><meta charset=utf-8><title>medfit · {html.escape(cfg.name)}</title>" \
            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>"
     out = run_dir / "report.html"
