@@ -12,6 +12,7 @@ import pytest
 
 from medfit.cli import main
 from medfit.config import config_from_dict
+from medfit.evaluate import evaluate_run
 from medfit.evaluate.protocols import external_validation
 from medfit.train.fit import train
 
@@ -139,7 +140,7 @@ def runs(shared_data, tmp_path_factory):
     a = Path(external_validation(run_config(shared_data, tmp, "a", 0, 0.003), ["pseudo-site-1"], pseudo_sites=2,
                                  report=False)["run"])
     b = train(run_config(shared_data, tmp, "b", 1, 0.01), evaluate=False)
-    main(["evaluate", str(b), "--bootstrap", "100"])
+    evaluate_run(b)
     return tmp, a, b
 
 
@@ -157,7 +158,6 @@ def test_explain_compare_and_reports_render_in_chromium(runs, capsys):
     test = cmp["splits"]["test"]
     assert test["n"] > 50 and test["p_value"] <= 1 and "DeLong" in capsys.readouterr().out
 
-    assert main(["evaluate", str(a), "--bootstrap", "100"]) == 0  # rewrites metrics.json + report with the gallery
     assert main(["report", str(a), str(b), "--out", str(tmp / "side.html")]) == 0
     html = (a / "report.html").read_text()
     assert "Per site" in html and "pseudo-site-2" in html and "Saliency gallery" in html and "Discrimination and calibration" in html
