@@ -154,7 +154,8 @@ def test_fingerprint_cache_is_reused_and_keyed_by_content(tmp_path, monkeypatch)
         raise AssertionError(f"recomputed {refs}")
 
     monkeypatch.setattr(audit_run, "fingerprint_many", boom)
-    again = audit_manifest(df, ["label"], cache_dir=tmp_path / "cache")  # all from the cache
+    monkeypatch.setattr(audit_run, "near_pairs", boom)
+    again = audit_manifest(df, ["label"], cache_dir=tmp_path / "cache")  # fingerprints and pairs from the cache
     assert again.summary == first.summary
     _save(df.loc[0, "image"], smooth_image(99))  # new content at the same path: a miss
     with pytest.raises(AssertionError, match="img000"):

@@ -5,6 +5,7 @@ it is rewritten atomically, so an interrupted audit never leaves a half-written 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -26,6 +27,14 @@ def source_digest(ref: str) -> str:
     if path and tail.lstrip("-").isdigit():  # volume::slice
         return f"{file_digest(path)}:{tail}"
     return file_digest(ref)
+
+
+def near_pairs_path(root: str | Path, phashes: list[str], params: dict) -> Path:
+    """Where the near-duplicate pairs of exactly these hashes (in this order) and parameters are kept."""
+    h = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
+    for value in phashes:
+        h.update(value.encode())
+    return Path(root) / f"near-pairs-{h.hexdigest()[:40]}.json"
 
 
 class FingerprintCache:

@@ -81,13 +81,15 @@ def near_pairs(hashes: np.ndarray, threshold: int = NEAR_THRESHOLD, block: int =
     return [(i, j, d) for (i, j), d in sorted(best.items())]
 
 
-def duplicate_clusters(pixel_hashes: list[str], hashes: np.ndarray | None,
-                       threshold: int = NEAR_THRESHOLD) -> tuple[list[dict], list[tuple[int, int, int]]]:
-    """Clusters of duplicate images: {members, kind: exact|near, max_distance}; also the near pairs found."""
+def duplicate_clusters(pixel_hashes: list[str], hashes: np.ndarray | None, threshold: int = NEAR_THRESHOLD,
+                       pairs: list[tuple[int, int, int]] | None = None) -> tuple[list[dict], list[tuple[int, int, int]]]:
+    """Clusters of duplicate images: {members, kind: exact|near, max_distance}; also the near pairs found
+    (``pairs`` given: already computed, ``hashes`` is not used)."""
     uf = UnionFind(len(pixel_hashes))
     for i, j in exact_pairs(pixel_hashes):
         uf.union(i, j)
-    pairs = near_pairs(hashes, threshold) if hashes is not None else []
+    if pairs is None:
+        pairs = near_pairs(hashes, threshold) if hashes is not None else []
     for i, j, _ in pairs:
         uf.union(i, j)
     within: dict[int, int] = {}

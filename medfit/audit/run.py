@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import sys
@@ -13,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from medfit.audit.cache import FingerprintCache
-from medfit.audit.duplicates import duplicate_clusters
+import medfit
+from medfit.audit.cache import FingerprintCache, near_pairs_path
+from medfit.audit.duplicates import duplicate_clusters, near_pairs
 from medfit.audit.fingerprint import HASH_PARAMS, fingerprint_many, unpack_phash
 from medfit.audit.leaks import id_leaks, id_table
 from medfit.audit.result import AuditResult
@@ -74,6 +76,26 @@ def compute_fingerprints(refs: list[str], cache_dir: str | Path | None = None, w
                 cache.put(keys[i], records[i])
             cache.save()
     return pd.DataFrame(records)
+
+
+def cached_near_pairs(phashes: list[str], threshold: int, cache_dir: str | Path | None) -> list[tuple[int, int, int]]:
+    """Near-duplicate pairs of these hashes; the quadratic search is cached beside the fingerprints."""
+    path = None
+    if cache_dir and phashes:
+        params = {"hash": HASH_PARAMS, "threshold": threshold, "medfit": medfit.__version__}
+        path = near_pairs_path(cache_dir, phashes, params)
+        if path.is_file():
+            try:
+                return [tuple(p) for p in json.loads(path.read_text())]
+            except (OSError, ValueError) as exc:
+                log.warning("near-duplicate cache %s is unreadable (%s); recomputing it", path, exc)
+    pairs = near_pairs(np.stack([unpack_phash(h) for h in phashes]), threshold) if len(phashes) > 1 else []
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(pairs))
+        os.replace(tmp, path)
+    return pairs
 
 
 def _label_values(df: pd.DataFrame, label_columns: list[str]) -> list:
@@ -141,8 +163,8 @@ def audit_manifest(df: pd.DataFrame, label_columns: list[str], class_names: list
     timing["fingerprints_s"] = round(time.perf_counter() - t0, 3)
 
     t1 = time.perf_counter()
-    hashes = np.stack([unpack_phash(h) for h in records["phash"]]) if cfg.near_duplicates and len(df) else None
-    raw_clusters, pairs = duplicate_clusters(records["pixel_hash"].tolist(), hashes, cfg.near_threshold)
+    pairs = cached_near_pairs(records["phash"].tolist(), cfg.near_threshold, cache_dir) if cfg.near_duplicates else []
+    raw_clusters, pairs = duplicate_clusters(records["pixel_hash"].tolist(), None, cfg.near_threshold, pairs)
     timing["duplicates_s"] = round(time.perf_counter() - t1, 3)
 
     labels = _label_values(df, label_columns)
