@@ -40,7 +40,10 @@ def save_stage_plots(study: optuna.Study, folder: Path, prefix: str) -> dict[str
 
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
+    reported = any(t.intermediate_values for t in study.get_trials(deepcopy=False))
     for kind, fn in PLOTS.items():
+        if kind == "intermediate" and not reported:
+            continue
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
