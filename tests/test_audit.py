@@ -213,3 +213,15 @@ def test_multiclass_shortcut_names_the_class_and_the_feature(tmp_path):
     assert "class 'c'" in result.shortcuts["warnings"][0] and "image height (AUC 1.00)" in result.shortcuts["warnings"][0]
     assert result.shortcuts["classes"]["a"]["feature_auc"]["image height"] < 0.95
     assert "1 shortcut warning" in result.summary and result.ok
+
+
+def test_multilabel_conflict_compares_every_label_column(tmp_path):
+    df = write_set(tmp_path, 6, splits=["train"] * 6)
+    df["effusion"] = [0, 1, 0, 1, 0, 1]
+    df = df.rename(columns={"label": "opacity"})
+    twin = _save(tmp_path / "twin.png", np.asarray(Image.open(df.loc[0, "image"])))
+    df = add_row(df, image=twin, opacity=df.loc[0, "opacity"], effusion=1 - df.loc[0, "effusion"])
+    df = df.drop(columns=["label"])
+    result = audit_manifest(df, ["opacity", "effusion"], ["opacity", "effusion"], task="multilabel")
+    assert len(result.conflicts) == 1 and set(result.conflicts[0]["images"]) == {df.loc[0, "image"], twin}
+    assert set(result.shortcuts["profile"]) == {"opacity", "effusion"}

@@ -109,7 +109,7 @@ def _describe_clusters(clusters: list[dict], df: pd.DataFrame, labels: list, rem
     out = []
     for k, c in enumerate(clusters):
         members = c["members"]
-        left = [m for m in members if m not in removed] or []
+        left = [m for m in members if m not in removed]
         out.append({
             "id": k, "kind": c["kind"], "max_distance": c["max_distance"],
             "images": [str(df.at[m, "image"]) for m in members],
