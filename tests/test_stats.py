@@ -101,3 +101,20 @@ def test_roc_band_brackets_the_curve():
     mid = np.interp(grid, fpr, tpr)
     assert np.all(lo <= hi) and np.mean((lo <= mid + 1e-9) & (mid <= hi + 1e-9)) > 0.95
     assert 0.05 < np.mean(hi - lo) < 0.4
+
+
+def test_roc_band_equals_per_resample_roc_curves():
+    from sklearn.metrics import roc_curve
+
+    from medfit.evaluate.metrics import stratified_bootstrap_indices
+
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 200)
+    p = np.round(y + rng.normal(0, 1, 200), 1)  # ties
+    grid, lo, hi = roc_ci_band(y, p, n=40, level=0.9, seed=5)
+    curves = []
+    for idx in stratified_bootstrap_indices(y, 40, 5):
+        fpr, tpr, _ = roc_curve(y[idx], p[idx])
+        curves.append(np.interp(grid, fpr, tpr))
+    np.testing.assert_allclose(lo, np.quantile(curves, 0.05, axis=0), atol=1e-12)
+    np.testing.assert_allclose(hi, np.quantile(curves, 0.95, axis=0), atol=1e-12)

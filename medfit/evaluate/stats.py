@@ -109,17 +109,17 @@ def proportion_intervals(confusion: dict, level: float = 0.95) -> dict[str, tupl
 
 def roc_ci_band(y: np.ndarray, p: np.ndarray, n: int = 200, level: float = 0.95, seed: int = 0,
                 grid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(fpr grid, lower tpr, upper tpr): pointwise stratified-bootstrap band of the ROC curve."""
-    from sklearn.metrics import roc_curve
-
+    """(fpr grid, lower tpr, upper tpr): pointwise stratified-bootstrap band of the ROC curve (vertical averaging)."""
     from medfit.evaluate.metrics import stratified_bootstrap_indices
 
     y, p = np.asarray(y).astype(int), np.asarray(p, dtype=float)
     grid = np.linspace(0, 1, 101) if grid is None else grid
-    curves = []
-    for idx in stratified_bootstrap_indices(y, n, seed):
-        fpr, tpr, _ = roc_curve(y[idx], p[idx])
-        curves.append(np.interp(grid, fpr, tpr))
-    curves = np.asarray(curves)
+    thresholds = np.r_[np.inf, np.unique(p)[::-1]]
+    above = (p[:, None] >= thresholds[None, :]).astype(float)  # (cases, thresholds)
+    # every resample as case multiplicities: its TP/FP counts at all thresholds are one matrix product
+    counts = np.array([np.bincount(idx, minlength=len(y)) for idx in stratified_bootstrap_indices(y, n, seed)], float)
+    tpr = counts[:, y == 1] @ above[y == 1] / (y == 1).sum()
+    fpr = counts[:, y == 0] @ above[y == 0] / (y == 0).sum()
+    curves = np.array([np.interp(grid, f, t) for f, t in zip(fpr, tpr)])
     alpha = (1 - level) / 2
     return grid, np.quantile(curves, alpha, axis=0), np.quantile(curves, 1 - alpha, axis=0)
