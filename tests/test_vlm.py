@@ -240,3 +240,13 @@ def test_gemma3_family_prompt_scores_and_lora(tmp_path, xray_batch):
     with torch.no_grad():
         after = float(trained.eval().loss(images, labels))
     assert after < before - 0.05, (before, after)
+
+
+def test_shipped_vlm_configs_load():
+    from medfit.config import load_config
+
+    paths = sorted(Path(__file__).resolve().parents[1].joinpath("configs").glob("vlm-*.yaml"))
+    assert len(paths) >= 3
+    for path in paths:
+        cfg = load_config(path)
+        assert cfg.vlm.model and cfg.vlm.finetune in ("none", "lora") and cfg.data.task == "binary"

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from medfit.cli import main
+from medfit.cli import VERBS
 from medfit.config import config_from_dict
 from medfit.errors import DataError
 from medfit.vlm.fit import load_images, load_run_classifier, predict_images, run_vlm
@@ -58,10 +58,17 @@ def test_zero_shot_run_through_the_cli(shared_data, tmp_path):
     cfg = vlm_config(shared_data, tmp_path, "zeroshot", "none")
     path = tmp_path / "vlm.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    assert main(["vlm", str(path), "--make-tiny"]) == 0
+    import argparse
+
+    from medfit.vlm import cli
+
+    assert VERBS["vlm"] == "medfit.vlm.cli"
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)  # the verb module directly: building the whole CLI imports every stage
+    assert cli.run(parser.parse_args([str(path), "--make-tiny"])) == 0
     run_dir = tmp_path / "runs" / "zeroshot"
     check_run_folder(run_dir, trainable=False)
-    assert not (run_dir / "checkpoints").exists()
+    assert not (run_dir / "checkpoints").exists() and not (run_dir / "logs").exists()
     info = json.loads((run_dir / "train_info.json").read_text())
     assert info["vlm"]["prompt"].endswith("A: No pneumonia\nB: Pneumonia\nASSISTANT: Answer:")
     with pytest.raises(DataError, match="previous run"):
@@ -86,3 +93,13 @@ def test_lora_run_writes_adapters_and_its_predictions_reload(shared_data, tmp_pa
     images, _ = load_images(manifest, cfg, "test")
     probs = predict_images(load_run_classifier(run_dir), images, 16)
     np.testing.assert_allclose(probs[:, 1], test["prob"].to_numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_missing_model_fails_before_anything_is_written(shared_data, tmp_path):
+    from medfit.errors import WeightsError
+
+    cfg = config_from_dict(vlm_config(shared_data, tmp_path, "missing", "lora"))
+    cfg.vlm.model = str(tmp_path / "no-such-model")
+    with pytest.raises(WeightsError, match="no-such-model"):
+        run_vlm(cfg)
+    assert not (tmp_path / "runs" / "missing").exists()

@@ -15,7 +15,8 @@ from tqdm.auto import tqdm
 
 from medfit.config import ExperimentConfig, VLMConfig, save_config
 from medfit.errors import ConfigError, DataError
-from medfit.models.vlm import VLMClassifier, add_lora, load_vlm, load_vlm_classifier
+from medfit.models.vlm import (VLMClassifier, add_lora, load_vlm, load_vlm_classifier, resolve_device, resolve_dtype,
+                               resolve_model_dir)
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
@@ -136,6 +137,9 @@ def run_vlm(cfg: ExperimentConfig, data_dir: str | None = None, evaluate: bool =
         raise ConfigError("data.task: multilabel is not supported by `medfit vlm` (one answer per image); use binary or multiclass")
     if v.finetune == "lora" and (v.epochs < 1 or v.batch_size < 1 or v.grad_accum_steps < 1):
         raise ConfigError("vlm.epochs, vlm.batch_size and vlm.grad_accum_steps must be >= 1 for LoRA fine-tuning")
+    # fail on missing weights or unsupported precision before anything is written
+    resolve_model_dir(v.model, v.cache_dir)
+    resolve_dtype(v.precision, resolve_device(v.device))
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     run_dir = cfg.run_dir
@@ -180,8 +184,10 @@ def run_vlm(cfg: ExperimentConfig, data_dir: str | None = None, evaluate: bool =
     else:
         classifier = VLMClassifier(model.eval(), processor, manifest.class_names, v)
         total, trainable = sum(p.numel() for p in model.parameters()), 0
-    (run_dir / "logs").mkdir(exist_ok=True)
-    pd.DataFrame(log, columns=["epoch", "step", "train_loss", "val_loss", "val_auc"]).to_csv(run_dir / "logs" / "metrics.csv", index=False)
+    if log:  # the report draws the training curves from it
+        (run_dir / "logs").mkdir(exist_ok=True)
+        pd.DataFrame(log, columns=["epoch", "step", "train_loss", "val_loss", "val_auc"]).to_csv(run_dir / "logs" / "metrics.csv",
+                                                                                                index=False)
 
     t2 = time.perf_counter()
     tables = []
