@@ -122,7 +122,8 @@ def create_vit(model_cfg: ModelConfig, pre_cfg: PretrainConfig, image_size: int)
     try:
         vit = timm.create_model(name, in_chans=model_cfg.in_chans, num_classes=0, dynamic_img_size=True, **kwargs)
     except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"model.name {model_cfg.name!r}: timm cannot build it for pretraining ({exc})") from None
+        raise ConfigError(f"model.name {model_cfg.name!r}: timm cannot build it for pretraining ({exc}); pretraining "
+                          f"needs a timm VisionTransformer (e.g. vit_tiny, vit_small, vit_base)") from None
     if not isinstance(vit, VisionTransformer):
         raise ConfigError(f"model.name {model_cfg.name!r}: pretraining needs a timm VisionTransformer (e.g. vit_tiny, "
                           f"vit_small, vit_base), got {type(vit).__name__}")
