@@ -103,3 +103,30 @@ def test_missing_model_fails_before_anything_is_written(shared_data, tmp_path):
     with pytest.raises(WeightsError, match="no-such-model"):
         run_vlm(cfg)
     assert not (tmp_path / "runs" / "missing").exists()
+
+
+def test_multiclass_zero_shot_writes_one_probability_per_class(shared_data, tmp_path):
+    """NORMAL vs bacterial vs viral pneumonia (from the Kermany file names): prob_<class> columns summing to 1."""
+    root = shared_data / "chest-xray-pneumonia-224"
+    rows = []
+    for split, folder, start in [("val", "train", 0), ("test", "test", 0)]:
+        normal = sorted((root / folder / "NORMAL").glob("*.jpeg"))[start:start + 4]
+        pneumonia = sorted((root / folder / "PNEUMONIA").glob("*.jpeg"))
+        bacteria = [f for f in pneumonia if "_bacteria_" in f.name][:4]
+        virus = [f for f in pneumonia if "_virus_" in f.name][:4]
+        for label, files in [("normal", normal), ("bacteria", bacteria), ("virus", virus)]:
+            rows += [{"image": str(f), "label": label, "patient_id": f"{split}-{f.stem}", "split": split} for f in files]
+    pd.DataFrame(rows).to_csv(tmp_path / "three.csv", index=False)
+    raw = vlm_config(shared_data, tmp_path, "three", "none")
+    raw["data"].update(root=str(tmp_path / "three.csv"), task="multiclass", class_names=["normal", "bacteria", "virus"])
+    raw["vlm"]["options"] = ["No pneumonia", "Bacterial pneumonia", "Viral pneumonia"]
+    build_tiny_vlm(tmp_path / "tiny-vlm", ["Does this chest X-ray show pneumonia? No Bacterial Viral pneumonia"])
+    run_dir = run_vlm(config_from_dict(raw))
+    pred = pd.read_csv(run_dir / "predictions.csv")
+    cols = ["prob_normal", "prob_bacteria", "prob_virus"]
+    assert cols == [c for c in pred.columns if c.startswith("prob_")] and len(pred) == 24
+    np.testing.assert_allclose(pred[cols].sum(axis=1), 1.0, rtol=1e-5)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["task"] == "multiclass" and 0 <= metrics["splits"]["test"]["auc"] <= 1
+    info = json.loads((run_dir / "train_info.json").read_text())
+    assert "C: Viral pneumonia" in info["vlm"]["prompt"] and len(info["vlm"]["option_token_ids"]) == 3
