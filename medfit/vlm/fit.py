@@ -61,8 +61,8 @@ def train_lora(classifier: VLMClassifier, images: torch.Tensor, labels: np.ndarr
                progress: bool = False) -> list[dict]:
     """Fine-tune the classifier's trainable (LoRA) weights on the option cross-entropy; returns the log rows.
 
-    One optimiser step per ``grad_accum_steps`` batches (the loss is averaged over the group, so a step sees the
-    same gradient as one batch of ``batch_size * grad_accum_steps``). With ``val`` and ``ckpt_dir``, every epoch
+    One optimiser step per ``grad_accum_steps`` batches (the loss is averaged over the group, so with equal batches
+    and no class weights a step sees the same gradient as one batch of ``batch_size * grad_accum_steps``). With ``val`` and ``ckpt_dir``, every epoch
     saves the adapter to ``ckpt_dir/last`` and, when the validation AUC improves, to ``ckpt_dir/best``.
     """
     model = classifier.model
