@@ -42,6 +42,8 @@ def test_plan_checks_name_the_stage_and_the_fix():
         check_plan(stages({"name": "a", "params": ["train.lr"]}, {"name": "a", "params": ["train.lr"]}))
     with pytest.raises(ConfigError, match="narrow: 'train.weight_decay' is not one of this stage's params"):
         check_plan(stages({"name": "a", "params": ["train.lr"], "narrow": {"train.weight_decay": 3}}))
+    with pytest.raises(ConfigError, match=r"narrow.train.lr: expected a factor > 1"):
+        check_plan(stages({"name": "a", "params": ["train.lr"], "narrow": {"train.lr": 0.5}}))
     with pytest.raises(ConfigError, match="seed stage"):
         check_plan(stages({"name": "s", "seeds": 3, "params": ["train.lr"]}))
     bad_key = config_from_dict({"tune": {"space": {"train.lrr": {"low": 0.1, "high": 1.0}},
@@ -84,3 +86,11 @@ def test_cli_reports_a_bad_plan_on_one_line(tmp_path, capsys):
     assert main([str(path), "--study", "x"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "train.nesterov" in err and "\n" not in err
+
+
+def test_storage_errors_name_the_url_without_its_password():
+    from medfit.tune.search import open_storage
+
+    with pytest.raises(ConfigError, match=r"--storage nosuchdb\+driver://medfit:\*\*\*@db/tune: cannot open") as err:
+        open_storage("nosuchdb+driver://medfit:secret@db/tune", 60)
+    assert "secret" not in str(err.value)

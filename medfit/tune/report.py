@@ -14,7 +14,7 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from medfit.config import ExperimentConfig, save_config
-from medfit.tune.search import counts, open_storage, stage_base, stage_study_name, storage_url, tune_dir
+from medfit.tune.search import _shown, counts, open_storage, stage_base, stage_study_name, storage_url, tune_dir
 
 PLOTS = {
     "history": "plot_optimization_history",
@@ -143,7 +143,7 @@ def write_outputs(cfg: ExperimentConfig, study: str, storage_override: str | Non
     _atomic_write(out / "summary.json", json.dumps(summary, indent=2, default=str))
     page = (f"<!doctype html><html><head><meta charset=utf-8><title>medfit tune {html.escape(study)}</title>"
             f"<style>{STYLE}</style></head><body><h1>Hyperparameter search: {html.escape(study)}</h1>"
-            f"<p class=muted>config {html.escape(cfg.name)}; storage {html.escape(storage.url.split('@')[-1])}</p>"
+            f"<p class=muted>config {html.escape(cfg.name)}; storage {html.escape(_shown(storage.url))}</p>"
             + "".join(sections)
             + f"<h2>Best config</h2><pre>{html.escape(best_path.read_text())}</pre></body></html>")
     _atomic_write(out / "report.html", page)

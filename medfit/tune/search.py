@@ -43,9 +43,21 @@ def storage_url(cfg: ExperimentConfig, study: str, override: str | None = None) 
     return f"sqlite:///{path}"
 
 
+def _shown(url: str) -> str:
+    """The URL with any password masked (it ends up in error messages and the report)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL at all: nothing to hide
+        return url
+
+
 def open_storage(url: str, heartbeat_seconds: float) -> optuna.storages.RDBStorage:
     """RDB storage with a heartbeat: a killed worker's running trial is failed after 2 beats and retried once."""
     # heartbeat, retry and multivariate TPE are marked experimental in Optuna 5; we rely on them knowingly
+    import sqlalchemy.exc
+
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
@@ -57,10 +69,10 @@ def open_storage(url: str, heartbeat_seconds: float) -> optuna.storages.RDBStora
                 url, engine_kwargs=kwargs, heartbeat_interval=beat, grace_period=2 * beat,
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2))
         except Exception as exc:  # SQLAlchemy raises many types; all mean the URL or server is unusable
-            if attempt < 3 and not isinstance(exc, (ImportError, ValueError)):
+            if attempt < 3 and isinstance(exc, sqlalchemy.exc.DBAPIError):
                 time.sleep(0.5)  # workers started together may race to create the schema; it exists by now
                 continue
-            raise ConfigError(f"--storage {url}: cannot open the study storage ({type(exc).__name__}: "
+            raise ConfigError(f"--storage {_shown(url)}: cannot open the study storage ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0]}); check the URL, driver and server") from None
     raise AssertionError("unreachable")
 
@@ -142,6 +154,14 @@ def make_pruner(cfg: ExperimentConfig, plan: StagePlan) -> optuna.pruners.BasePr
                                        n_warmup_steps=cfg.tune.pruner_warmup_epochs)
 
 
+class _QuietOverBudget(logging.Filter):
+    """Drops Optuna's traceback for trials refused by ``claim`` (an expected race, not an error)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        return "OverBudget" not in msg and not msg.endswith("failed with value None.")
+
+
 def claim(trial: optuna.Trial, budget: int) -> None:
     """Raise OverBudget unless fewer than ``budget`` live trials precede this one (trial numbers are atomic)."""
     before = [t for t in trial.study.get_trials(deepcopy=False, states=LIVE) if t.number < trial.number]
@@ -182,6 +202,9 @@ def run_worker(cfg: ExperimentConfig, study: str, storage_override: str | None =
     """Walk the stages in order, each from the previous stages' best; returns the stage study names."""
     check_plan(cfg)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet = logging.getLogger("optuna.study._optimize")
+    if not any(isinstance(f, _QuietOverBudget) for f in quiet.filters):
+        quiet.addFilter(_QuietOverBudget())
     url = storage_url(cfg, study, storage_override)
     storage = open_storage(url, cfg.tune.heartbeat_seconds)
     if objective is None:

@@ -41,9 +41,11 @@ def check_plan(cfg: ExperimentConfig) -> list[TuneStage]:
                                   f"tune.space.{key}: {{type: float, low: .., high: ..}}")
             if key not in LORA_KEYS or uses_lora(cfg):
                 get_value(cfg, key)
-        for key in stage.narrow:
+        for key, factor in stage.narrow.items():
             if key not in stage.params:
                 raise ConfigError(f"{path}.narrow: {key!r} is not one of this stage's params")
+            if isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor <= 1:
+                raise ConfigError(f"{path}.narrow.{key}: expected a factor > 1 (3 searches [best/3, best*3]), got {factor!r}")
     return stages
 
 
