@@ -94,3 +94,23 @@ def test_storage_errors_name_the_url_without_its_password():
     with pytest.raises(ConfigError, match=r"--storage nosuchdb\+driver://medfit:\*\*\*@db/tune: cannot open") as err:
         open_storage("nosuchdb+driver://medfit:secret@db/tune", 60)
     assert "secret" not in str(err.value)
+
+
+def test_pruner_and_sampler_follow_the_config_and_the_stage():
+    import optuna
+
+    from medfit.tune.search import make_pruner, make_sampler
+
+    cfg = config_from_dict({"tune": {"pruner": "hyperband", "stages": [
+        {"name": "lr", "params": ["train.lr"], "trials": 9, "epochs": 6},
+        {"name": "fixed", "params": ["train.lr"], "trials": 2, "prune": False},
+        {"name": "seeds", "seeds": 2}]}})
+    lr, fixed, seeds = (plan_stage(cfg, i, cfg) for i in range(3))
+    hyperband = make_pruner(cfg, lr)
+    assert isinstance(hyperband, optuna.pruners.HyperbandPruner) and hyperband._max_resource == 6
+    assert isinstance(make_pruner(cfg, fixed), optuna.pruners.NopPruner)
+    assert isinstance(make_pruner(cfg, seeds), optuna.pruners.NopPruner)
+    cfg.tune.pruner = "median"
+    assert isinstance(make_pruner(cfg, lr), optuna.pruners.MedianPruner)
+    assert isinstance(make_sampler(cfg, lr, 0), optuna.samplers.TPESampler)
+    assert isinstance(make_sampler(cfg, seeds, 0), optuna.samplers.GridSampler)
