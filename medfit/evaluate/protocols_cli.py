@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         table = Table(title=res["protocol"], title_justify="left")
         keys = [k for k in ("auc", "sensitivity", "specificity", "accuracy") if k in res["summary"]]
         for col in ("fold", "n", *keys):
-            table.add_column(col, justify="right")
+            table.add_column(col, justify="right", no_wrap=True)
         for row in res["folds"]:
             table.add_row(str(row["fold"]), str(row["n"]), *(f"{row[k]:.3f}" if row.get(k) is not None else "–" for k in keys))
         table.add_row("mean ± sd", "", *(f"{res['summary'][k]['mean']:.3f} ± {res['summary'][k]['sd']:.3f}" for k in keys))
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
                               args.pseudo_sites)
     table = Table(title=res["protocol"], title_justify="left")
     for col in ("split", "site", "role", "n", "auc", "sensitivity", "specificity"):
-        table.add_column(col, justify="left" if col in ("split", "site", "role") else "right")
+        table.add_column(col, justify="left" if col in ("split", "site", "role") else "right", no_wrap=True)
     for r in res["rows"]:
         table.add_row(r["split"], r["site"], r.get("role", ""), str(r["n"]),
                       *(f"{r[k]:.3f}" if r.get(k) is not None else "–" for k in ("auc", "sensitivity", "specificity")))
