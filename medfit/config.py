@@ -283,6 +283,21 @@ class PretrainConfig:
 
 
 @dataclass
+class VolumeConfig:
+    """A study (volume) as the unit of prediction: input mode, key slice, neighbours, combine rule (medfit.data.volumes)."""
+
+    mode: Literal["slice", "2.5d", "slice_set", "3d"] = "slice"  # slice: 2D rows as given (key slice + offsets)
+    key_slice: Literal["given", "mask", "centre"] = "given"  # given: manifest slice_index (centre when empty)
+    mask_label: int = 0  # key slice from the mask: this label's largest area (0: the row's roi_label, else any label)
+    neighbours: int = 0  # k slices each side of the key slice (2.5d channels; slice mode: extra rows per study)
+    augmented_prediction: bool = False  # slice mode: predict key +- k and combine per study (augmented.json)
+    combine: Literal["mean_prob", "max", "mean_logit"] = "mean_prob"
+    slices: int = 0  # slice_set / 3d: resample the slice axis to this many slices (0: image_size)
+    mil_hidden: int = 128  # slice_set: width of the gated-attention layer
+    net3d: str = "resnet10"  # 3d: a MONAI network (resnet10/18/34, densenet121, ...)
+
+
+@dataclass
 class ExperimentConfig:
     """One experiment: data, preprocessing, model, training and evaluation."""
 
@@ -298,6 +313,7 @@ class ExperimentConfig:
     vlm: VLMConfig = field(default_factory=VLMConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    volume: VolumeConfig = field(default_factory=VolumeConfig)
 
     @property
     def run_dir(self) -> Path:
