@@ -46,7 +46,6 @@ def resolve_clip_source(spec: str, cache_dir: str = "") -> ClipSource:
     """Find every file an open_clip model needs; a WeightsError lists exactly which are missing and where to get them."""
     if spec.startswith("local-dir:"):
         folder = Path(spec.removeprefix("local-dir:")).expanduser()
-        where = str(folder)
         if not folder.is_dir():
             raise WeightsError(f"{folder}: open_clip model folder not found; copy the model repository's files "
                                f"(open_clip_config.json, open_clip_pytorch_model.bin, and for BiomedCLIP the "
@@ -54,9 +53,8 @@ def resolve_clip_source(spec: str, cache_dir: str = "") -> ClipSource:
     elif spec.startswith("hf-hub:"):
         repo = spec.removeprefix("hf-hub:")
         folder = _cached_snapshot(repo, cache_dir)
-        where = f"the HF cache {_cache_name(cache_dir)}"
         if folder is None:
-            raise WeightsError(f"{repo}: not in {where} (models are never downloaded); on a connected machine run "
+            raise WeightsError(f"{repo}: not in the HF cache {_cache_name(cache_dir)} (models are never downloaded); on a connected machine run "
                                f"`huggingface-cli download {repo}` and copy the cache, or copy the repository's files "
                                f"into a folder and set model.clip_model: local-dir:FOLDER")
     else:
@@ -88,7 +86,8 @@ def resolve_clip_source(spec: str, cache_dir: str = "") -> ClipSource:
             raise WeightsError(
                 f"{spec}: open_clip's text tower loads {text_name!r} by name; {folder} lacks its "
                 f"{' and '.join(need)} and the HF cache {_cache_name(cache_dir)} does not hold them; download "
-                f"config.json and vocab.txt from hf.co/{text_name} and put them in {folder}")
+                f"config.json and vocab.txt from hf.co/{text_name} (on a connected machine: `huggingface-cli download "
+                f"{text_name} config.json vocab.txt`, then copy the cache) or put the two files in {folder}")
     return ClipSource(folder, config, text_folder)
 
 
