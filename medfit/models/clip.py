@@ -49,7 +49,7 @@ def resolve_clip_source(spec: str, cache_dir: str = "") -> ClipSource:
         if not folder.is_dir():
             raise WeightsError(f"{folder}: open_clip model folder not found; copy the model repository's files "
                                f"(open_clip_config.json, open_clip_pytorch_model.bin, and for BiomedCLIP the "
-                               f"BiomedBERT config.json, vocab.txt, tokenizer_config.json) there")
+                               f"BiomedBERT config.json and vocab.txt) there")
     elif spec.startswith("hf-hub:"):
         repo = spec.removeprefix("hf-hub:")
         folder = _cached_snapshot(repo, cache_dir)
