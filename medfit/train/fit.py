@@ -17,8 +17,10 @@ from medfit.config import ExperimentConfig, save_config
 from medfit.data.datasets import (EpochSeededSampler, ImageDataset, balanced_sample_weights,
                                   class_balance_weights)
 from medfit.data.manifest import Manifest, build_manifest
+from medfit.data.volumes import dataset_for, study_manifest
 from medfit.errors import DataError
 from medfit.models import build_model, count_parameters
+from medfit.models.volume_models import build_volume_model
 from medfit.train.module import ClassifierModule
 from medfit.train.predict import predict_dataset
 
@@ -60,6 +62,7 @@ def prepare_run(cfg: ExperimentConfig, data_dir: str | None = None) -> tuple[Pat
     run_dir = cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     manifest = build_manifest(cfg, data_dir)
+    manifest = study_manifest(manifest, cfg)  # key slices / neighbour rows (medfit.data.volumes)
     for split in ("train", "val"):
         if not (manifest.df["split"] == split).any():
             raise DataError(f"{cfg.data.root}: no {split!r} rows in the manifest; a run needs train and val images")
@@ -104,11 +107,11 @@ def train(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool = Fal
 
     t0 = time.perf_counter()
     show = cfg.train.progress_bar
-    train_set = ImageDataset(manifest.split("train"), cfg, show, "loading train")
-    val_set = ImageDataset(manifest.split("val"), cfg, show, "loading val")
+    train_set = dataset_for(manifest.split("train"), cfg, show, "loading train")
+    val_set = dataset_for(manifest.split("val"), cfg, show, "loading val")
     load_seconds = time.perf_counter() - t0
 
-    model = build_model(cfg.model, manifest.num_outputs)
+    model = build_volume_model(cfg, manifest.num_outputs)
     trainable, total = count_parameters(model)
     weights = class_balance_weights(manifest.split("train")) if cfg.train.class_balance == "loss" else None
     train_loader, val_loader = make_loader(train_set, cfg, True), make_loader(val_set, cfg, False)
@@ -137,5 +140,9 @@ def train(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool = Fal
         from medfit.report import write_report
 
         evaluate_run(run_dir)
+        if cfg.volume.augmented_prediction:
+            from medfit.evaluate.augmented import evaluate_augmented
+
+            evaluate_augmented(run_dir)
         write_report(run_dir)
     return run_dir

@@ -71,7 +71,9 @@ class ClassifierModule(L.LightningModule):
         # resumed from a checkpoint repeats an uninterrupted one exactly, whatever else consumed the global RNG.
         step_seed = self.seed * 7919 + self.current_epoch * 100003 + batch_idx
         torch.manual_seed(step_seed)
-        x = self.augment(x, torch.Generator().manual_seed(step_seed))
+        # Studies (B, S, C, H, W) / (B, C, D, H, W): one in-plane transform per study, the same on every slice.
+        x = self.augment(x.flatten(1, -3), torch.Generator().manual_seed(step_seed)).view_as(x) if x.ndim == 5 \
+            else self.augment(x, torch.Generator().manual_seed(step_seed))
         loss = self.loss(self(x), y)
         self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(x))
         return loss

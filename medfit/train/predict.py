@@ -37,7 +37,8 @@ def predict_probabilities(model: torch.nn.Module, dataset: ImageDataset, task: s
 
 def predictions_table(manifest: Manifest, probs: np.ndarray) -> pd.DataFrame:
     """The manifest's identifying columns, labels and one probability column per output."""
-    keep = [c for c in ["image", "patient_id", "study_id", "site", "split", *manifest.label_columns] if c in manifest.df]
+    keep = [c for c in ["image", "patient_id", "study_id", "slice_index", "offset", "site", "split",
+                        *manifest.label_columns] if c in manifest.df]
     table = manifest.df[keep].copy()
     for j, col in enumerate(probability_columns(manifest)):
         table[col] = probs[:, j]
@@ -53,7 +54,9 @@ def predict_dataset(model: torch.nn.Module, manifest: Manifest, cfg: ExperimentC
         part = manifest.split(split)
         if not len(part):
             continue
-        dataset = (preloaded or {}).get(split) or ImageDataset(part, cfg, cfg.train.progress_bar, f"loading {split}")
+        from medfit.data.volumes import dataset_for
+
+        dataset = (preloaded or {}).get(split) or dataset_for(part, cfg, cfg.train.progress_bar, f"loading {split}")
         probs = predict_probabilities(model, dataset, manifest.task, cfg.train.batch_size * 2,
                                       cfg.train.progress_bar, f"predicting {split}")
         tables.append(predictions_table(part, probs))

@@ -1,0 +1,114 @@
+"""Augmented prediction (key slice +- k combined per study) and multilabel metrics with a derived "any" label."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from medfit.errors import DataError
+from medfit.evaluate.stats import delong_test
+
+RULES = ("mean_prob", "max", "mean_logit")
+
+
+def combine_probabilities(probs: np.ndarray, rule: str = "mean_prob") -> float:
+    """One study probability from its slices' probabilities: mean, max, or the sigmoid of the mean logit."""
+    p = np.asarray(probs, dtype=float)
+    if rule == "mean_prob":
+        return float(p.mean())
+    if rule == "max":
+        return float(p.max())
+    if rule == "mean_logit":
+        q = np.clip(p, 1e-7, 1 - 1e-7)
+        return float(1 / (1 + np.exp(-np.mean(np.log(q / (1 - q))))))
+    raise DataError(f"volume.combine {rule!r}: expected one of {', '.join(RULES)}")
+
+
+def study_predictions(pred: pd.DataFrame, label: str, rule: str = "mean_prob", prob: str = "prob",
+                      study: str = "study_id", offset: str = "offset") -> pd.DataFrame:
+    """Per study: label, the key slice's probability (offset 0) and the combined probability of all its slices."""
+    missing = [c for c in (study, offset, label, prob) if c not in pred.columns]
+    if missing:
+        raise DataError(f"predictions lack columns {missing}; augmented prediction needs volume.neighbours > 0 "
+                        "in slice mode (rows per key slice +- k with study_id and offset)")
+    rows = []
+    for sid, g in pred.groupby(study, sort=False):
+        key = g[g[offset] == 0]
+        if key.empty:
+            raise DataError(f"study {sid}: no key-slice row (offset 0) in the predictions")
+        rows.append({study: sid, "split": g["split"].iloc[0] if "split" in g else "", label: int(key[label].iloc[0]),
+                     "single": float(key[prob].iloc[0]), "combined": combine_probabilities(g[prob].to_numpy(), rule),
+                     "slices": len(g)})
+    return pd.DataFrame(rows)
+
+
+def augmented_comparison(studies: pd.DataFrame, label: str) -> dict:
+    """Single-slice vs combined AUC on the same studies with the paired DeLong test of the difference."""
+    y = studies[label].to_numpy().astype(int)
+    if len(np.unique(y)) < 2:
+        return {"studies": int(len(y)), "positives": int(y.sum()), "auc_single": None, "auc_combined": None,
+                "p_value": None, "note": "one class only: AUC undefined"}
+    res = delong_test(y, studies["combined"].to_numpy(), studies["single"].to_numpy())
+    return {"studies": int(len(y)), "positives": int(y.sum()), "auc_single": res.auc_b, "auc_combined": res.auc_a,
+            "difference": res.difference, "difference_ci": list(res.ci), "p_value": res.p_value}
+
+
+def augmented_table(results: dict) -> str:
+    """A Markdown table: split, studies, single-slice AUC, combined AUC, difference, DeLong p."""
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    lines = ["| split | studies | single-slice AUC | combined AUC | difference | DeLong p |", "|---|---|---|---|---|---|"]
+    for split, r in results["splits"].items():
+        lines.append(f"| {split} | {r['studies']} | {fmt(r['auc_single'])} | {fmt(r['auc_combined'])} | "
+                     f"{fmt(r.get('difference'))} | {fmt(r['p_value'])} |")
+    return "\n".join(lines)
+
+
+def evaluate_augmented(run_dir: str | Path, rule: str | None = None) -> dict:
+    """Write ``augmented.json`` and ``augmented.md`` of a run (binary task, slice mode with neighbours)."""
+    from medfit.config import load_config
+
+    run_dir = Path(run_dir)
+    cfg = load_config(run_dir / "config.yaml")
+    rule = rule or cfg.volume.combine
+    pred = pd.read_csv(run_dir / "predictions.csv")
+    label = cfg.data.label_columns[0]
+    studies = study_predictions(pred, label, rule)
+    results = {"rule": rule, "neighbours": cfg.volume.neighbours, "splits": {}}
+    for split, part in studies.groupby("split", sort=False):
+        results["splits"][split] = augmented_comparison(part, label)
+    studies.to_csv(run_dir / "study_predictions.csv", index=False)
+    (run_dir / "augmented.json").write_text(json.dumps(results, indent=2))
+    (run_dir / "augmented.md").write_text(augmented_table(results) + "\n")
+    return results
+
+
+def _auc(y: np.ndarray, p: np.ndarray) -> float | None:
+    return float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else None
+
+
+def multilabel_metrics(y: np.ndarray, p: np.ndarray, names: list[str], threshold: float = 0.5,
+                       any_rule: str = "max") -> dict:
+    """Per-label AUC/sensitivity/specificity, their macro means, and a derived "any" label (any positive; its
+    probability the max label probability, or 1 - prod(1 - p) with ``any_rule="noisy_or"``)."""
+    y, p = np.asarray(y).astype(int), np.asarray(p, dtype=float)
+    if y.shape != p.shape or y.ndim != 2 or y.shape[1] != len(names):
+        raise DataError(f"multilabel metrics need labels and probabilities of shape (N, {len(names)}); "
+                        f"got {y.shape} and {p.shape}")
+
+    def scores(yy: np.ndarray, pp: np.ndarray) -> dict:
+        pos, neg = yy == 1, yy == 0
+        hit = pp >= threshold
+        return {"auc": _auc(yy, pp), "positives": int(pos.sum()),
+                "sensitivity": float(hit[pos].mean()) if pos.any() else None,
+                "specificity": float((~hit[neg]).mean()) if neg.any() else None}
+
+    per_label = {n: scores(y[:, j], p[:, j]) for j, n in enumerate(names)}
+    macro = {}
+    for key in ("auc", "sensitivity", "specificity"):
+        vals = [m[key] for m in per_label.values() if m[key] is not None]
+        macro[key] = float(np.mean(vals)) if vals else None
+    p_any = p.max(axis=1) if any_rule == "max" else 1 - np.prod(1 - p, axis=1)
+    return {"per_label": per_label, "macro": macro, "any": scores(y.max(axis=1), p_any)}

@@ -1,0 +1,147 @@
+"""Study datasets and models: input modes on real 3D MedMNIST volumes, MIL pooling, MONAI 3D, augmented prediction."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from medfit.config import ExperimentConfig
+from medfit.data.manifest import Manifest, manifest_from_medmnist
+from medfit.data.volumes import StudyDataset, study_manifest
+from medfit.errors import ConfigError, DataError
+from medfit.evaluate.augmented import (augmented_comparison, combine_probabilities, multilabel_metrics,
+                                       study_predictions)
+from medfit.models.volume_models import GatedAttentionMIL, build_3d, build_volume_model
+
+
+def _adrenal(shared_data, n=4) -> tuple[Manifest, np.ndarray]:
+    path = shared_data / "adrenalmnist3d" / "adrenalmnist3d.npz"
+    m = manifest_from_medmnist(path)
+    with np.load(path) as z:
+        vols = z["train_images"][:n]
+    return Manifest(m.df.head(n).copy(), m.label_columns, m.class_names, m.task), vols
+
+
+def _cfg(mode: str, k: int = 2) -> ExperimentConfig:
+    cfg = ExperimentConfig()
+    cfg.data.image_size, cfg.volume.mode, cfg.volume.neighbours, cfg.volume.key_slice = 28, mode, k, "centre"
+    return cfg
+
+
+def test_input_modes_hold_the_right_voxels(shared_data):
+    m, vols = _adrenal(shared_data)
+    v = vols.astype(np.float32) / 255
+    ds = StudyDataset(study_manifest(m, _cfg("2.5d")), _cfg("2.5d"), progress=False)
+    assert ds.images.shape == (4, 5, 28, 28)
+    np.testing.assert_allclose(ds[1][0].numpy(), v[1, 12:17], atol=1e-3)  # centre 14 +- 2 as channels
+    ds = StudyDataset(m, _cfg("3d"), progress=False)
+    assert ds.images.shape == (4, 1, 28, 28, 28)
+    np.testing.assert_allclose(ds[2][0][0].numpy(), v[2], atol=1e-3)
+    ds = StudyDataset(m, _cfg("slice_set"), progress=False)
+    assert ds.images.shape == (4, 28, 1, 28, 28)
+    np.testing.assert_allclose(ds[0][0][:, 0].numpy(), v[0], atol=1e-3)
+    sm = study_manifest(m, _cfg("slice", 1))  # slice mode with neighbours: 3 rows per study
+    assert len(sm) == 12 and sm.df["offset"].tolist()[:3] == [-1, 0, 1]
+    assert sm.df.groupby("study_id")["slice_index"].apply(list).iloc[0] == [13, 14, 15]
+    ds = StudyDataset(sm, _cfg("slice", 1), progress=False)
+    np.testing.assert_allclose(ds[5][0][0].numpy(), v[1, 15], atol=1e-3)
+    assert ds[5][1].item() == m.labels()[1]
+
+
+def test_mil_attention_is_a_distribution_and_pooling_ignores_slice_order():
+    torch.manual_seed(0)
+    enc = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 16), torch.nn.ReLU())
+    mil = GatedAttentionMIL(enc, 16, 3, hidden=8).eval()
+    x = torch.rand(2, 6, 1, 8, 8)
+    out = mil(x)
+    assert out.shape == (2, 3)
+    assert torch.allclose(mil.last_attention.sum(1), torch.ones(2), atol=1e-6)
+    perm = torch.randperm(6)
+    assert torch.allclose(mil(x[:, perm]), out, atol=1e-5)
+    # A positive instance dominates: one slice changed changes the bag output.
+    y = x.clone(); y[0, 3] = 1.0
+    assert not torch.allclose(mil(y)[0], out[0])
+
+
+def test_volume_models_by_mode():
+    cfg = _cfg("2.5d", 1)
+    cfg.model.name = "test_resnet"
+    assert build_volume_model(cfg, 2)(torch.rand(2, 3, 28, 28)).shape == (2, 2)
+    cfg.volume.mode = "slice_set"
+    net = build_volume_model(cfg, 1)
+    assert isinstance(net, GatedAttentionMIL) and net(torch.rand(2, 5, 1, 28, 28)).shape == (2, 1)
+    net = build_3d("resnet10", 1, 1, {"conv1_t_stride": 1})
+    assert net(torch.rand(2, 1, 16, 16, 16)).shape == (2, 1)
+    with pytest.raises(ConfigError, match="net3d"):
+        build_3d("vgg3d", 1, 1)
+
+
+def test_combine_rules():
+    p = np.array([0.2, 0.5, 0.9])
+    assert combine_probabilities(p, "mean_prob") == pytest.approx(0.5333333)
+    assert combine_probabilities(p, "max") == 0.9
+    logit = np.log(p / (1 - p)).mean()
+    assert combine_probabilities(p, "mean_logit") == pytest.approx(1 / (1 + np.exp(-logit)))
+    with pytest.raises(DataError, match="combine"):
+        combine_probabilities(p, "median")
+
+
+def test_augmented_table_pairs_single_and_combined_on_the_same_studies():
+    rng = np.random.default_rng(0)
+    rows = []
+    for s in range(60):
+        y = s % 2
+        for off in (-2, -1, 0, 1, 2):  # noisy slices around a study-level signal: averaging helps
+            rows.append({"study_id": f"s{s}", "offset": off, "split": "test", "label": y,
+                         "prob": float(np.clip(0.5 + 0.15 * (2 * y - 1) + rng.normal(0, 0.3), 0.001, 0.999))})
+    studies = study_predictions(pd.DataFrame(rows), "label", "mean_prob")
+    assert len(studies) == 60 and (studies["slices"] == 5).all()
+    key = pd.DataFrame(rows).query("offset == 0")["prob"].to_numpy()
+    np.testing.assert_allclose(studies["single"], key)
+    res = augmented_comparison(studies, "label")
+    assert res["auc_combined"] > res["auc_single"] and 0 <= res["p_value"] < 0.05
+    with pytest.raises(DataError, match="offset"):
+        study_predictions(pd.DataFrame(rows).drop(columns="offset"), "label")
+
+
+def test_multilabel_per_label_macro_and_any():
+    y = np.array([[1, 0, 0], [0, 0, 0], [0, 1, 1], [0, 0, 0]])
+    p = np.array([[0.9, 0.1, 0.2], [0.2, 0.3, 0.1], [0.1, 0.8, 0.6], [0.3, 0.2, 0.95]])
+    m = multilabel_metrics(y, p, ["C1", "C2", "C3"])
+    assert m["per_label"]["C1"]["auc"] == 1.0 and m["per_label"]["C3"]["auc"] == pytest.approx(2 / 3)
+    assert m["macro"]["auc"] == pytest.approx((1 + 1 + 2 / 3) / 3)
+    assert m["any"]["positives"] == 2 and m["any"]["auc"] == pytest.approx(0.5)  # max probs .9 .3 .8 .95
+    with pytest.raises(DataError, match="shape"):
+        multilabel_metrics(y, p[:, :2], ["C1", "C2", "C3"])
+
+
+def _train_cfg(tmp_path, mode: str, **volume) -> ExperimentConfig:
+    cfg = ExperimentConfig(name=f"adrenal-{mode}", output_dir=str(tmp_path))
+    d = cfg.data
+    d.source, d.root, d.task, d.image_size, d.limit_per_split = "medmnist", "adrenalmnist3d/adrenalmnist3d.npz", "binary", 28, 24
+    cfg.model.name = "test_resnet"
+    cfg.train.epochs, cfg.train.batch_size, cfg.train.logger, cfg.train.progress_bar = 1, 16, "none", False
+    cfg.evaluate.bootstrap = 20
+    cfg.volume.mode = mode
+    for k, v in volume.items():
+        setattr(cfg.volume, k, v)
+    return cfg
+
+
+def test_train_slice_set_and_augmented_slice_runs(shared_data, tmp_path):
+    from medfit.train.fit import train
+
+    run = train(_train_cfg(tmp_path, "slice_set", slices=8), data_dir=str(shared_data))
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0.0 <= metrics["splits"]["test"]["auc"] <= 1.0
+    assert len(pd.read_csv(run / "predictions.csv")) == 48  # val + test studies, one row each
+
+    run = train(_train_cfg(tmp_path, "slice", key_slice="centre", neighbours=1, augmented_prediction=True),
+                data_dir=str(shared_data))
+    pred = pd.read_csv(run / "predictions.csv")
+    assert len(pred) == 3 * 48 and set(pred["offset"]) == {-1, 0, 1}
+    aug = json.loads((run / "augmented.json").read_text())
+    test = aug["splits"]["test"]
+    assert test["studies"] == 24 and 0 <= test["p_value"] <= 1 and 0 <= test["auc_combined"] <= 1
+    assert "DeLong p" in (run / "augmented.md").read_text()
