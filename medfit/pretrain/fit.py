@@ -91,7 +91,7 @@ def pretrain(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool = 
         max_epochs=pre.epochs, max_steps=pre.max_steps or -1, accelerator=t.accelerator, devices=t.devices,
         num_nodes=t.num_nodes, strategy=pretrain_strategy(cfg), precision=t.precision,
         logger=make_loggers(cfg, run_dir), callbacks=callbacks, gradient_clip_val=pre.grad_clip or None,
-        deterministic=True, enable_progress_bar=show, enable_model_summary=False, log_every_n_steps=10,
+        deterministic="warn", enable_progress_bar=show, enable_model_summary=False, log_every_n_steps=10,
         num_sanity_val_steps=0, max_time={"minutes": t.max_time_minutes} if t.max_time_minutes else None,
         default_root_dir=str(run_dir))
     t0 = time.perf_counter()
