@@ -20,13 +20,12 @@ def mask_areas(mask: np.ndarray, label: int | None = None) -> np.ndarray:
 
 
 def key_slice_from_mask(mask: np.ndarray, label: int | None = None, source: str = "mask") -> int:
-    """The slice (axis 0) where ``label`` covers the largest area; ties go to the slice nearest the centre."""
+    """The slice (axis 0) where ``label`` covers the largest area; ties go to the lowest index."""
     areas = mask_areas(mask, label)
     if areas.max(initial=0) == 0:
         what = f"label {label}" if label else "any label"
         raise DataError(f"{source}: the mask holds no voxel of {what}; check roi_label / volume.mask_label")
-    best = np.flatnonzero(areas == areas.max())
-    return int(best[np.argmin(np.abs(best - (len(areas) - 1) / 2))])
+    return int(np.argmax(areas))
 
 
 def neighbour_indices(key: int, k: int, n_slices: int, valid: np.ndarray | None = None) -> list[int]:

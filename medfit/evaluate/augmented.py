@@ -112,3 +112,36 @@ def multilabel_metrics(y: np.ndarray, p: np.ndarray, names: list[str], threshold
         macro[key] = float(np.mean(vals)) if vals else None
     p_any = p.max(axis=1) if any_rule == "max" else 1 - np.prod(1 - p, axis=1)
     return {"per_label": per_label, "macro": macro, "any": scores(y.max(axis=1), p_any)}
+
+
+def key_slice_saliency(run_dir: str | Path, split: str = "test", cases: int = 4, method: str = "gradcam") -> list[Path]:
+    """Saliency overlays of the key slices (offset 0, prepared exactly as in training) of a slice-mode study run,
+    written to ``plots/saliency_studies/``; ``medfit explain`` reads plain image references only."""
+    import torch
+
+    from medfit.data.volumes import StudyLoader
+    from medfit.evaluate.run import load_run_config
+    from medfit.explain.gallery import saliency_maps
+    from medfit.explain.overlay import probability_caption, write_overlay
+    from medfit.train.checkpoint import load_trained_model
+
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    if cfg.volume.mode != "slice":
+        raise DataError(f"{run_dir}: key-slice saliency is for slice-mode runs (volume.mode is {cfg.volume.mode!r})")
+    manifest = pd.read_csv(run_dir / "manifest.csv")
+    pred = pd.read_csv(run_dir / "predictions.csv")
+    keys = ["image", "study_id", "offset"] if "offset" in pred else ["image", "slice_index"]
+    rows = manifest.merge(pred[keys + ["prob"]], on=keys)
+    rows = rows[(rows["split"] == split) & ((rows["offset"] == 0) if "offset" in rows else True)].head(cases)
+    model = load_trained_model(run_dir, cfg)
+    loader = StudyLoader(cfg)
+    images = torch.from_numpy(np.stack([loader.study(r) for _, r in rows.iterrows()])).float()
+    maps = saliency_maps(model, images, method)
+    out, names, label = run_dir / "plots" / "saliency_studies", list(cfg.data.class_names), cfg.data.label_columns[0]
+    paths = []
+    for i, (_, r) in enumerate(rows.iterrows()):
+        caption = probability_caption(float(r["prob"]), names[-1], names[int(r[label])])
+        paths.append(write_overlay(out / f"{i:02d}_{Path(str(r['study_id'])).name}_{method}.png", images[i].numpy(),
+                                   maps[i], caption))
+    return paths

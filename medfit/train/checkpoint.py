@@ -21,13 +21,13 @@ def num_outputs_of(cfg: ExperimentConfig) -> int:
 
 def load_trained_model(run_dir: str | Path, cfg: ExperimentConfig, which: str = "best") -> torch.nn.Module:
     """Build the run's network and load ``checkpoints/<which>.ckpt`` into it (eval mode)."""
-    from medfit.models import build_model
+    from medfit.models.volume_models import build_volume_model
 
     path = Path(run_dir) / "checkpoints" / f"{which}.ckpt"
     if not path.is_file():
         raise WeightsError(f"{path}: checkpoint not found; train the run first (medfit train CONFIG)")
     state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
-    model = build_model(cfg.model, num_outputs_of(cfg))
+    model = build_volume_model(cfg, num_outputs_of(cfg))  # build_model for slice mode
     weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
     model.load_state_dict(weights)
     return model.eval()

@@ -1,0 +1,38 @@
+"""The shipped OVCF config end to end on a few real spine MRI volumes: mask key slices +- k, LoRA ViT, augmented table."""
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from medfit.config import load_config
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "spine-ovcf.yaml"
+
+
+def test_spine_ovcf_config_runs_end_to_end(shared_data, tmp_path):
+    from medfit.evaluate.augmented import key_slice_saliency
+    from medfit.train.fit import train
+
+    csv = pd.read_csv(CONFIG.parent / "spine-ovcf.csv")
+    csv["image"] = [str((CONFIG.parent / p).resolve()) for p in csv["image"]]
+    csv["mask"] = [str((CONFIG.parent / p).resolve()) for p in csv["mask"]]
+    # Six exams (t1 + t2 in each split), two vertebral bodies each: 12 studies x 3 slices keep it quick.
+    keep = {"06_AKs6": "train", "16_S02": "train", "02_AKa3": "val", "03_AKa4": "val", "11_DzZ_T2": "test", "10_DzZ_T1": "test"}
+    small = csv[csv["study_id"].isin(keep) & csv["roi_label"].isin([2, 3])]
+    assert set(small["sequence"][small["split"] == "train"]) == {"t1", "t2"}
+    (tmp_path / "spine.csv").write_text(small.to_csv(index=False))
+    cfg = load_config(CONFIG, [f"data.root={tmp_path / 'spine.csv'}", f"output_dir={tmp_path}", "volume.neighbours=1",
+                               "train.epochs=1", "train.logger=none", "train.progress_bar=false",
+                               "evaluate.bootstrap=20"])
+    assert cfg.model.finetune == "lora" and cfg.preprocess.recipe == "mri-ovcf" and cfg.volume.key_slice == "mask"
+    run = train(cfg)
+    pred = pd.read_csv(run / "predictions.csv")
+    assert len(pred) == 3 * 8 and set(pred["offset"]) == {-1, 0, 1}
+    # key slices came from the masks and match the CSV's largest-area slice
+    key = pred[pred["offset"] == 0].merge(small, on=["image", "slice_index"], how="left", indicator=True)
+    assert (key["_merge"] == "both").all()
+    aug = json.loads((run / "augmented.json").read_text())
+    assert aug["splits"]["test"]["studies"] == 4 and aug["rule"] == "mean_prob"
+    assert 0 <= aug["splits"]["test"]["p_value"] <= 1
+    pngs = key_slice_saliency(run, "test", cases=2)
+    assert len(pngs) == 2 and all(p.stat().st_size > 1000 for p in pngs)
