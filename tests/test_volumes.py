@@ -145,3 +145,42 @@ def test_train_slice_set_and_augmented_slice_runs(shared_data, tmp_path):
     test = aug["splits"]["test"]
     assert test["studies"] == 24 and 0 <= test["p_value"] <= 1 and 0 <= test["auc_combined"] <= 1
     assert "DeLong p" in (run / "augmented.md").read_text()
+
+
+def test_patient_any_is_positive_when_any_label_on_any_row_is():
+    from medfit.evaluate.augmented import patient_any
+
+    pred = pd.DataFrame({"patient_id": ["a", "a", "b", "b", "c"], "split": "test",
+                         "C1": [0, 0, 0, 0, 1], "C2": [0, 1, 0, 0, 0],
+                         "prob_C1": [0.1, 0.2, 0.3, 0.1, 0.9], "prob_C2": [0.4, 0.8, 0.2, 0.6, 0.1]})
+    out = patient_any(pred, ["C1", "C2"]).set_index("patient_id")
+    assert out["y_any"].to_dict() == {"a": 1, "b": 0, "c": 1}
+    assert out["p_any"].to_dict() == {"a": 0.8, "b": 0.6, "c": 0.9}
+
+
+def test_multilabel_3d_study_run_writes_per_label_and_any(shared_data, tmp_path):
+    """Two real labels per AdrenalMNIST3D volume: adrenal mass, and a gland larger than the median (from the voxels)."""
+    from medfit.train.fit import train
+
+    path = shared_data / "adrenalmnist3d" / "adrenalmnist3d.npz"
+    rows = []
+    with np.load(path) as z:
+        for split, n in (("train", 48), ("val", 24), ("test", 24)):
+            vols, labels = z[f"{split}_images"][:n], z[f"{split}_labels"][:n, 0]
+            size = (vols > 0).reshape(n, -1).sum(1)
+            for i in range(n):
+                rows.append({"image": f"{path}::{split}_images::{i}", "mass": int(labels[i]),
+                             "large": int(size[i] > np.median(size)), "patient_id": f"{split}{i}", "split": split})
+    pd.DataFrame(rows).to_csv(tmp_path / "m.csv", index=False)
+    cfg = _train_cfg(tmp_path, "2.5d", neighbours=1)
+    cfg.data.source, cfg.data.root, cfg.data.task, cfg.data.limit_per_split = "csv", str(tmp_path / "m.csv"), "multilabel", 0
+    cfg.data.label_columns = ["mass", "large"]
+    run = train(cfg, data_dir=str(shared_data))
+    pred = pd.read_csv(run / "predictions.csv")
+    assert {"prob_mass", "prob_large"} <= set(pred.columns) and len(pred) == 48
+    out = json.loads((run / "multilabel_any.json").read_text())
+    res = out["splits"]["test"]
+    assert out["group"] == "study_id"  # 2.5d rows are studies (one per volume)
+    assert set(res["per_label"]) == {"mass", "large"} and res["macro"]["auc"] is not None
+    any_ = res["any_study_id"]
+    assert any_["n"] == 24 and any_["positives"] == int(((pred["mass"] + pred["large"]) > 0)[pred["split"] == "test"].sum())

@@ -142,6 +142,41 @@ def key_slice_saliency(run_dir: str | Path, split: str = "test", cases: int = 4,
     paths = []
     for i, (_, r) in enumerate(rows.iterrows()):
         caption = probability_caption(float(r["prob"]), names[-1], names[int(r[label])])
-        paths.append(write_overlay(out / f"{i:02d}_{Path(str(r['study_id'])).name}_{method}.png", images[i].numpy(),
-                                   maps[i], caption))
+        name = Path(str(r["study_id"])).name.replace("#", "_vb")
+        paths.append(write_overlay(out / f"{i:02d}_{name}_{method}.png", images[i].numpy(), maps[i], caption))
     return paths
+
+
+def patient_any(pred: pd.DataFrame, labels: list[str], group: str = "patient_id") -> pd.DataFrame:
+    """Per patient (or study): "any" label = any label positive on any row; its probability the max over both."""
+    missing = [c for c in [group, *labels, *(f"prob_{n}" for n in labels)] if c not in pred.columns]
+    if missing:
+        raise DataError(f"predictions lack columns {missing}; the 'any' label needs a multilabel run's predictions")
+    out = pd.DataFrame({"y_any": pred[labels].max(axis=1).astype(int),
+                        "p_any": pred[[f"prob_{n}" for n in labels]].max(axis=1), group: pred[group],
+                        "split": pred["split"] if "split" in pred else ""})
+    return out.groupby([group, "split"], sort=False).max().reset_index()
+
+
+def evaluate_any_label(run_dir: str | Path) -> dict:
+    """Write ``multilabel_any.json``: per split, per-label and macro metrics of the rows, and the patient-level
+    derived "any" label (AUC, sensitivity/specificity at 0.5)."""
+    from medfit.config import load_config
+
+    run_dir = Path(run_dir)
+    cfg = load_config(run_dir / "config.yaml")
+    labels = list(cfg.data.label_columns)
+    pred = pd.read_csv(run_dir / "predictions.csv")
+    group = "study_id" if "study_id" in pred else "patient_id"
+    results = {"group": group, "splits": {}}
+    for split, part in pred.groupby("split", sort=False):
+        rows = multilabel_metrics(part[labels].to_numpy(), part[[f"prob_{n}" for n in labels]].to_numpy(), labels)
+        pat = patient_any(part, labels, group)
+        pos, hit = pat["y_any"] == 1, pat["p_any"] >= 0.5
+        rows["any_" + group] = {"auc": _auc(pat["y_any"].to_numpy(), pat["p_any"].to_numpy()), "n": int(len(pat)),
+                                "positives": int(pos.sum()),
+                                "sensitivity": float(hit[pos].mean()) if pos.any() else None,
+                                "specificity": float((~hit[~pos]).mean()) if (~pos).any() else None}
+        results["splits"][split] = rows
+    (run_dir / "multilabel_any.json").write_text(json.dumps(results, indent=2))
+    return results

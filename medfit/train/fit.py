@@ -144,5 +144,9 @@ def train(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool = Fal
             from medfit.evaluate.augmented import evaluate_augmented
 
             evaluate_augmented(run_dir)
+        if cfg.data.task == "multilabel":
+            from medfit.evaluate.augmented import evaluate_any_label
+
+            evaluate_any_label(run_dir)
         write_report(run_dir)
     return run_dir
