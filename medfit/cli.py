@@ -11,6 +11,7 @@ from medfit.errors import MedfitError
 # verb -> module with add_arguments(parser) and run(args) -> int; the first docstring line is the help.
 VERBS: dict[str, str] = {
     "demo": "medfit.commands.demo",
+    "preprocess": "medfit.preprocess.cli",
     "train": "medfit.train.cli",
     "predict": "medfit.train.predict_cli",
     "evaluate": "medfit.evaluate.cli",

@@ -162,3 +162,37 @@ def load_prepared(ref: str, pre_cfg, image_size: int, channels: int, slice_index
         out = prepare(ref, pre_cfg, image_size, channels, slice_index, mask, roi_label)
         cache.put(key, out)
     return out
+
+
+def _optional_int(value) -> int | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value == "":
+        return None
+    return int(float(value))
+
+
+def row_inputs(row, base: str | Path | None = None) -> dict:
+    """``slice_index``, ``mask`` and ``roi_label`` of a manifest row (missing or empty cells -> None).
+
+    A relative mask path that does not exist as given is resolved against ``base`` (the manifest CSV's folder).
+    """
+    get = row.get if hasattr(row, "get") else (lambda k, d=None: getattr(row, k, d))
+    mask = get("mask", None)
+    if mask is None or (isinstance(mask, float) and np.isnan(mask)) or str(mask).strip() == "":
+        mask = None
+    else:
+        mask = str(mask)
+        if base is not None and not Path(mask).is_absolute() and not Path(mask).exists():
+            mask = str(Path(base) / mask)
+    return {"slice_index": _optional_int(get("slice_index", None)), "mask": mask,
+            "roi_label": _optional_int(get("roi_label", None))}
+
+
+def load_prepared_row(row, cfg, base: str | Path | None = None) -> np.ndarray:
+    """``load_prepared`` for one manifest row (image, optional slice_index, mask, roi_label), cached in the
+    experiment's cache folder (``preprocess.cache_dir``, else ``<output_dir>/.cache``)."""
+    import dataclasses
+
+    pre = cfg.preprocess if cfg.preprocess.cache_dir else dataclasses.replace(cfg.preprocess,
+                                                                              cache_dir=str(cache_dir_for(cfg)))
+    get = row.get if hasattr(row, "get") else (lambda k, d=None: getattr(row, k, d))
+    return load_prepared(str(get("image")), pre, cfg.data.image_size, cfg.data.channels, **row_inputs(row, base))

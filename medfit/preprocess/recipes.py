@@ -1,8 +1,8 @@
 """Named recipes and the registry of composable preprocessing operations, each with recorded parameters."""
 from __future__ import annotations
 
+import hashlib
 import inspect
-import logging
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -12,7 +12,6 @@ from medfit.errors import ConfigError, DataError
 from medfit.io.volume import Volume
 from medfit.preprocess import bias, contrast, crop, intensity, reformat
 
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -66,9 +65,22 @@ def _reformat(item: Item, plane: str = "sagittal", spacing: float | None = None)
     return item
 
 
+# Several manifest rows (one per vertebra) often share one slice: remember recent N4 results in this process.
+_N4_MEMO: dict[str, np.ndarray] = {}
+
+
 def _n4(item: Item, shrink: int = 4, iterations: int = 50, levels: int = 4, use_mask: bool = False) -> Item:
     mask = item.mask if use_mask else None
-    item.array = bias.n4_correct(item.array, item.spacing, mask, shrink, iterations, levels, source=item.source)
+    h = hashlib.sha1(np.ascontiguousarray(item.array, dtype=np.float32).tobytes())
+    h.update(repr((item.array.shape, tuple(item.spacing), shrink, iterations, levels)).encode())
+    if mask is not None:
+        h.update(np.ascontiguousarray(mask > 0).tobytes())
+    key = h.hexdigest()
+    if key not in _N4_MEMO:
+        if len(_N4_MEMO) >= 32:
+            _N4_MEMO.pop(next(iter(_N4_MEMO)))
+        _N4_MEMO[key] = bias.n4_correct(item.array, item.spacing, mask, shrink, iterations, levels, source=item.source)
+    item.array = _N4_MEMO[key].copy()
     return item
 
 
@@ -80,8 +92,8 @@ def _crop(item: Item, box: list | None = None, label: int | None = None, margin:
         region = crop.mask_box(item.mask, label if label is not None else item.roi_label, source=item.source)
         region = crop.expand_box(region, item.array.shape, margin, square)
     else:
-        log.warning("%s: crop has no box and no mask; the image is left uncropped", item.source)
-        return item
+        raise DataError(f"{item.source}: crop needs a mask (manifest column 'mask', label from 'roi_label') "
+                        "or a box [r0, c0, r1, c1]; add one or remove crop from the recipe")
     item.array = crop.crop_to_box(item.array, region)
     if item.mask is not None:
         item.mask = crop.crop_to_box(item.mask, region)
