@@ -4,7 +4,6 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.medfit-installed
-SITE = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 
 .PHONY: install demo test bench clean
 
@@ -17,7 +16,8 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install -q -c requirements.lock torch==2.13.0
 	$(BIN)/pip install -q -c requirements.lock -e '.[test]'
 	# Make `import torchvision` safe from any entry point (see medfit/_torchvision_shim.py)
-	echo 'import medfit' > "$(SITE)/medfit-torchvision-shim.pth"
+	# (the path is asked from the venv at run time: make expands a whole recipe before its first line runs)
+	echo 'import medfit' > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/medfit-torchvision-shim.pth"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 
@@ -45,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse, run the verb, turn medfit errors into one line and exit code 2."""
     args = build_parser().parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    medfit_log = logging.getLogger("medfit")  # medfit's own info lines (e.g. the audit summary) go to stderr
+    medfit_log.setLevel(logging.INFO)
+    medfit_log.addHandler(handler)
     try:
         return int(args._run(args) or 0)
     except MedfitError as exc:

@@ -173,6 +173,23 @@ def parameters_section(metrics: dict, model_name: str, finetune: str) -> str:
             f"<td>{p['total']:,}</td><td>{share:.1%}</td></tr></table>")
 
 
+def audit_section(run_dir: Path, max_rows: int = 30) -> str:
+    """The dataset audit run before training: its summary line and findings (from audit.json / audit_findings.csv)."""
+    path = run_dir / "audit.json"
+    if not path.is_file():
+        return ""
+    audit = json.loads(path.read_text())
+    out = [f"<h2>Dataset audit</h2><p>{html.escape(audit.get('summary', ''))}</p>"]
+    out += [f"<p class=muted>warning: {html.escape(w)}</p>" for w in audit.get("warnings", [])]
+    findings = run_dir / "audit_findings.csv"
+    if findings.is_file():
+        table = pd.read_csv(findings, dtype=str).fillna("")
+        if len(table):
+            more = f"<p class=muted>{len(table) - max_rows} more rows in audit_findings.csv</p>" if len(table) > max_rows else ""
+            out.append(table.head(max_rows).to_html(border=0, index=False) + more)
+    return "".join(out)
+
+
 def extra_sections(run_dir: Path, cfg, metrics: dict, pred: pd.DataFrame) -> list[str]:
     """HTML parts appended to a run's report."""
     label = cfg.data.label_columns[0]
@@ -192,8 +209,12 @@ def extra_sections(run_dir: Path, cfg, metrics: dict, pred: pd.DataFrame) -> lis
         parts += ["<h2>Saliency gallery</h2>", saliency_gallery(run_dir)]
     elif metrics.get("task") == "multiclass":
         parts += ["<h2>Per class</h2>", multiclass_section(metrics)]
-    parts += ["<h2>Trainable parameters</h2>", parameters_section(metrics, cfg.model.name, cfg.model.finetune)]
+    finetune = cfg.model.finetune
+    if cfg.model.name.startswith("vlm:"):  # `medfit vlm` runs: the method is in the vlm section
+        finetune = {"none": "zero-shot"}.get(cfg.vlm.finetune, cfg.vlm.finetune)
+    parts += ["<h2>Trainable parameters</h2>", parameters_section(metrics, cfg.model.name, finetune)]
     parts.append(site_counts(run_dir / "manifest.csv", cfg.data.label_columns[0], list(cfg.data.class_names)))
+    parts.append(audit_section(run_dir))
     return [p for p in parts if p]
 
 

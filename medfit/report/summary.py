@@ -1,6 +1,7 @@
 """The one-screen summary table printed at the end of a run."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from rich.console import Console
@@ -38,4 +39,7 @@ def print_summary(run_dir: Path, metrics: dict, console: Console | None = None) 
     if timing:
         console.print(f"time: loading {timing.get('load_seconds')} s, training {timing.get('fit_seconds')} s "
                       f"over {timing.get('epochs_run')} epochs ({timing.get('train_images_per_second')} img/s)")
+    audit = run_dir / "audit.json"
+    if audit.is_file():
+        console.print(json.loads(audit.read_text()).get("summary", ""), markup=False)
     console.print(f"run folder: {run_dir}  ·  report: {run_dir / 'report.html'}")

@@ -27,7 +27,7 @@ def load_trained_model(run_dir: str | Path, cfg: ExperimentConfig, which: str = 
     if not path.is_file():
         raise WeightsError(f"{path}: checkpoint not found; train the run first (medfit train CONFIG)")
     state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
-    model = build_volume_model(cfg, num_outputs_of(cfg))  # build_model for slice mode
+    model = build_volume_model(cfg, num_outputs_of(cfg), load_pretrained=False)  # weights come from the checkpoint
     weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
     model.load_state_dict(weights)
     return model.eval()

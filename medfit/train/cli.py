@@ -23,5 +23,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.set + ([f"name={args.name}"] if args.name else []))
     run_dir = train(cfg, data_dir=args.data, resume=args.resume)
+    if run_dir is None:  # a non-zero rank of a multi-process run
+        return 0
     print_summary(run_dir, json.loads((run_dir / "metrics.json").read_text()))
     return 0

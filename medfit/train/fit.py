@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import logging
 import time
 import warnings
@@ -62,6 +63,11 @@ def prepare_run(cfg: ExperimentConfig, data_dir: str | None = None) -> tuple[Pat
     run_dir = cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     manifest = build_manifest(cfg, data_dir)
+    from medfit.audit import run_audit
+
+    # DDP children re-run this function: they get the same (deterministic) audit but leave the files to rank 0
+    first = os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+    manifest = run_audit(cfg, manifest, run_dir if first else None, log_findings=first).manifest
     manifest = study_manifest(manifest, cfg)  # key slices / neighbour rows (medfit.data.volumes)
     for split in ("train", "val"):
         if not (manifest.df["split"] == split).any():
@@ -92,8 +98,9 @@ def build_trainer(cfg: ExperimentConfig, run_dir: Path, callbacks: list, **overr
 
 
 def train(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool = False, callbacks: list | None = None,
-          evaluate: bool = True) -> Path:
-    """Train, predict every split with the best checkpoint, evaluate and write the report; returns the run folder."""
+          evaluate: bool = True) -> Path | None:
+    """Train, predict every split with the best checkpoint, evaluate and write the report; returns the run folder
+    (None in the non-zero ranks of a multi-process run)."""
     _quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -124,14 +131,14 @@ def train(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool = Fal
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None)
     fit_seconds = time.perf_counter() - t1
     if not trainer.is_global_zero:
-        return run_dir
+        return None  # rank 0 predicts, evaluates and reports
 
     best = checkpoint.best_model_path or str(last)
     state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
     module.load_state_dict(state)
     info = {"parameters": {"trainable": trainable, "total": total},
             "timing": {"load_seconds": round(load_seconds, 1), "fit_seconds": round(fit_seconds, 1),
-                       "epochs_run": trainer.current_epoch, "best_checkpoint": Path(best).name,
+                       "epochs_run": trainer.current_epoch, "world_size": trainer.world_size, "best_checkpoint": Path(best).name,
                        "train_images_per_second": round(len(train_set) * trainer.current_epoch / max(fit_seconds, 1e-9), 1)}}
     (run_dir / "train_info.json").write_text(json.dumps(info, indent=2))
     predict_dataset(module.model, manifest, cfg, run_dir / "predictions.csv", preloaded={"train": train_set, "val": val_set})

@@ -49,6 +49,11 @@ def run(args: argparse.Namespace) -> int:
     if args.worker_index:
         run_worker(cfg, args.study, args.storage, args.worker_index, data_dir=args.data)
         return 0
+    from medfit.audit import run_audit
+    from medfit.data.manifest import build_manifest
+
+    # audit once before any worker starts, so a leak stops the study here; trials re-use the cached fingerprints
+    run_audit(cfg, build_manifest(cfg, args.data), tune_dir(cfg, args.study))
     url = storage_url(cfg, args.study, args.storage)
     open_storage(url, cfg.tune.heartbeat_seconds)  # create the schema once, before the workers race for it
     children = [subprocess.Popen(_worker_command(args, i, url)) for i in range(1, args.workers)]
