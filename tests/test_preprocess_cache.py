@@ -4,6 +4,8 @@ import multiprocessing
 import shutil
 
 import numpy as np
+import pandas as pd
+import torch
 import pytest
 
 import medfit
@@ -101,3 +103,21 @@ def test_concurrent_writers(xray, tmp_path):
     files = _entries(tmp_path / "cache")
     assert len(files) == 1 and files[0].suffix == ".npz"  # no temporary files left behind
     assert np.array_equal(_worker((xray, cache_dir))[0], flat[0])
+
+
+def test_training_dataset_uses_the_default_cache_folder(shared_data, tmp_path):
+    """With preprocess.cache_dir empty, `medfit train`'s dataset caches a recipe in <output_dir>/.cache like `medfit preprocess`."""
+    from medfit.config import config_from_dict
+    from medfit.data.datasets import ImageDataset
+    from medfit.data.manifest import Manifest
+
+    files = sorted((shared_data / "chest-xray-pneumonia-224" / "test" / "NORMAL").glob("*.jpeg"))[:3]
+    df = pd.DataFrame({"image": [str(f) for f in files], "label": [0] * 3, "patient_id": ["a", "b", "c"],
+                       "split": ["train"] * 3})
+    cfg = config_from_dict({"output_dir": str(tmp_path / "runs"), "preprocess": {"recipe": "radiograph"},
+                            "data": {"image_size": 32, "channels": 1}})
+    first = ImageDataset(Manifest(df, ["label"], ["NORMAL", "PNEUMONIA"], "binary"), cfg, progress=False)
+    cached = [p for p in (tmp_path / "runs" / ".cache").rglob("*") if p.is_file()]
+    assert len(cached) >= 3
+    again = ImageDataset(Manifest(df, ["label"], ["NORMAL", "PNEUMONIA"], "binary"), cfg, progress=False)
+    assert torch.equal(first.images, again.images)

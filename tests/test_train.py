@@ -74,6 +74,7 @@ def test_resume_from_last_checkpoint_matches_an_uninterrupted_run(shared_data, t
     for sub in ("full", "resumed"):
         cfg = mnist_config(shared_data, tmp_path / sub, epochs=2)
         cfg.model.drop_rate = 0.2  # dropout exercises the RNG state across the resume
+        cfg.train.ema_decay = 0.9  # the weight average is checkpointed and restored too
         cfg.data.limit_per_split = 300
         configs.append(cfg)
     full, resumed = configs
@@ -89,6 +90,12 @@ def test_resume_from_last_checkpoint_matches_an_uninterrupted_run(shared_data, t
     assert a["state_dict"].keys() == b["state_dict"].keys()
     for k in a["state_dict"]:
         assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+    # with ema_decay the checkpoint's weights are the average, the raw weights ride along
+    raw = a["current_model_state"]
+    assert raw.keys() == a["state_dict"].keys()
+    assert any(not torch.equal(raw[k], a["state_dict"][k]) for k in raw if raw[k].is_floating_point())
+    for k in raw:
+        assert torch.equal(raw[k], b["current_model_state"][k]), k
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

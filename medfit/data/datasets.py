@@ -16,16 +16,20 @@ class ImageDataset(Dataset):
     """Preprocessed images of one manifest (held in memory) with their labels and row indices."""
 
     def __init__(self, manifest: Manifest, cfg: ExperimentConfig, progress: bool = True, desc: str = "loading"):
-        from medfit.preprocess import load_prepared
+        import dataclasses
+
+        from medfit.preprocess import cache_dir_for, load_prepared
 
         self.manifest = manifest
         d = cfg.data
+        pre = cfg.preprocess if cfg.preprocess.cache_dir else dataclasses.replace(cfg.preprocess,
+                                                                              cache_dir=str(cache_dir_for(cfg)))
         refs = manifest.df["image"].tolist()
-        first = load_prepared(refs[0], cfg.preprocess, d.image_size, d.channels) if refs else None
+        first = load_prepared(refs[0], pre, d.image_size, d.channels) if refs else None
         shape = (len(refs), *first.shape) if first is not None else (0, d.channels, d.image_size, d.image_size)
         images = np.empty(shape, dtype=np.float32)
         for i, ref in enumerate(tqdm(refs, desc=desc, disable=not progress, leave=False)):
-            images[i] = first if i == 0 else load_prepared(ref, cfg.preprocess, d.image_size, d.channels)
+            images[i] = first if i == 0 else load_prepared(ref, pre, d.image_size, d.channels)
         self.images = torch.from_numpy(images)
         labels = manifest.labels()
         self.labels = torch.from_numpy(labels.astype(np.float32 if manifest.task != "multiclass" else np.int64))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import EarlyStopping, EMAWeightAveraging, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
@@ -19,7 +19,7 @@ from medfit.data.datasets import (EpochSeededSampler, ImageDataset, balanced_sam
                                   class_balance_weights)
 from medfit.data.manifest import Manifest, build_manifest
 from medfit.data.volumes import dataset_for, study_manifest
-from medfit.errors import DataError
+from medfit.errors import ConfigError, DataError
 from medfit.models import build_model, count_parameters
 from medfit.models.volume_models import build_volume_model
 from medfit.train.module import ClassifierModule
@@ -83,6 +83,10 @@ def build_trainer(cfg: ExperimentConfig, run_dir: Path, callbacks: list, **overr
     """The Lightning Trainer of a run: engine settings pass through from ``cfg.train``."""
     t = cfg.train
     callbacks = list(callbacks)
+    if t.ema_decay:
+        if not 0 < t.ema_decay < 1:
+            raise ConfigError(f"train.ema_decay {t.ema_decay}: expected a value in (0, 1), e.g. 0.998, or 0 to disable")
+        callbacks.append(EMAWeightAveraging(decay=t.ema_decay))
     if t.early_stopping_patience:
         callbacks.append(EarlyStopping(monitor=t.monitor, mode="max", patience=t.early_stopping_patience))
     if t.progress_bar:
