@@ -119,7 +119,7 @@ class TrainConfig:
     class_balance: Literal["none", "loss", "sampler"] = "loss"
     grad_clip: float = 0.0
     label_smoothing: float = 0.0
-    ema_decay: float = 0.0  # >0: validate, checkpoint and predict with an EMA of the weights (Lightning EMAWeightAveraging)
+    ema_decay: float = 0.0  # >0: validate, checkpoint and predict with an EMA of the weights (medfit.train.averaging)
     accelerator: str = "cpu"
     devices: Union[int, str] = 1
     num_nodes: int = 1

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, EMAWeightAveraging, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
@@ -22,6 +22,7 @@ from medfit.data.volumes import dataset_for, study_manifest
 from medfit.errors import ConfigError, DataError
 from medfit.models import build_model, count_parameters
 from medfit.models.volume_models import build_volume_model
+from medfit.train.averaging import ema_callback
 from medfit.train.module import ClassifierModule
 from medfit.train.predict import predict_dataset
 
@@ -34,6 +35,9 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*predict_dataloader.*")
     warnings.filterwarnings("ignore", message=".*is an invalid version and will not be supported.*")
+    # Lightning 2.6 against torch 2.13's pytree: a deprecation inside Lightning, nothing a user can act on
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
 
 
 def make_loggers(cfg: ExperimentConfig, run_dir: Path) -> list:
@@ -86,7 +90,7 @@ def build_trainer(cfg: ExperimentConfig, run_dir: Path, callbacks: list, **overr
     if t.ema_decay:
         if not 0 < t.ema_decay < 1:
             raise ConfigError(f"train.ema_decay {t.ema_decay}: expected a value in (0, 1), e.g. 0.998, or 0 to disable")
-        callbacks.append(EMAWeightAveraging(decay=t.ema_decay))
+        callbacks.append(ema_callback(t.ema_decay))
     if t.early_stopping_patience:
         callbacks.append(EarlyStopping(monitor=t.monitor, mode="max", patience=t.early_stopping_patience))
     if t.progress_bar:
