@@ -7,15 +7,13 @@ difference against scratch, and the optimiser steps each run needs to reach scra
 Target (issue 7): with 10 % labels, pretraining adds >= 0.03 test AUC and reaches scratch's best in <= half the steps.
 
 The defaults are the full benchmark (hours on 2 CPU cores); ``--quick`` is a few-minute smoke run whose figures
-mean little. Run from the repository root: ``python bench/ssl.py [--quick]``.
+mean little. Run from the repository root: ``python bench/ssl_pretrain.py [--quick]``.
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-# This file's required name shadows the standard library's ssl module (asyncio imports it): drop bench/ from the path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import argparse  # noqa: E402
 import json  # noqa: E402
