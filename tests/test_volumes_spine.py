@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from medfit.cli import main
 from medfit.config import load_config
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "spine-ovcf.yaml"
@@ -21,11 +22,16 @@ def test_spine_ovcf_config_runs_end_to_end(shared_data, tmp_path):
     small = csv[csv["study_id"].isin(keep) & csv["roi_label"].isin([2, 3])]
     assert set(small["sequence"][small["split"] == "train"]) == {"t1", "t2"}
     (tmp_path / "spine.csv").write_text(small.to_csv(index=False))
-    cfg = load_config(CONFIG, [f"data.root={tmp_path / 'spine.csv'}", f"output_dir={tmp_path}", "volume.neighbours=1",
-                               "train.epochs=1", "train.logger=none", "train.progress_bar=false",
-                               "evaluate.bootstrap=20"])
+    overrides = [f"data.root={tmp_path / 'spine.csv'}", f"output_dir={tmp_path}", "volume.neighbours=1",
+                 "train.epochs=1", "train.logger=none", "train.progress_bar=false", "evaluate.bootstrap=20"]
+    cfg = load_config(CONFIG, overrides)
     assert cfg.model.finetune == "lora" and cfg.preprocess.recipe == "mri-ovcf" and cfg.volume.key_slice == "mask"
+    # `medfit preprocess` fills the cache ahead of training: training then finds every slice there
+    assert main(["preprocess", str(CONFIG), "--set", *overrides]) == 0
+    entries = sorted(p.name for p in (tmp_path / ".cache").rglob("*.npz"))
+    assert len(entries) == 3 * 12
     run = train(cfg)
+    assert sorted(p.name for p in (tmp_path / ".cache").rglob("*.npz")) == entries
     pred = pd.read_csv(run / "predictions.csv")
     assert len(pred) == 3 * 8 and set(pred["offset"]) == {-1, 0, 1}
     # key slices came from the masks and match the CSV's largest-area slice

@@ -23,13 +23,18 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from medfit.config import load_config
+    import pandas as pd
+
     from medfit.data.manifest import build_manifest, resolve_data_dir, resolve_root
+    from medfit.data.volumes import StudyLoader, study_manifest, uses_studies
     from medfit.errors import DataError
     from medfit.preprocess import cache_dir_for, load_prepared_row, resolve_ops
 
     cfg = load_config(args.config, args.set)
     ops = resolve_ops(cfg.preprocess.recipe, cfg.preprocess.ops)
-    manifest = build_manifest(cfg, args.data)
+    # the rows `medfit train` reads (key slices and their neighbours for study configs), so every entry is a hit later
+    manifest = study_manifest(build_manifest(cfg, args.data), cfg)
+    studies = StudyLoader(cfg) if uses_studies(manifest, cfg) else None
     root = resolve_root(cfg.data, resolve_data_dir(cfg.data, args.data))
     base = root.parent if root.is_file() else root
     cache_dir = cache_dir_for(cfg)
@@ -39,7 +44,10 @@ def run(args: argparse.Namespace) -> int:
     rows = manifest.df.to_dict("records")
     for row in tqdm(rows, desc="preprocess", leave=False):
         try:
-            load_prepared_row(row, cfg, base)
+            if studies is not None:
+                studies.study(pd.Series(row))  # the training dataset's own reading path and cache keys
+            else:
+                load_prepared_row(row, cfg, base)
         except DataError as exc:
             if cfg.preprocess.on_bad_file != "skip":
                 raise
