@@ -129,3 +129,32 @@ audit: {{dedupe: true}}
     assert info["timing"]["world_size"] == 2
     metrics = json.loads((tmp_path / "runs" / "ddp" / "metrics.json").read_text())
     assert metrics["splits"]["test"]["n"] == 320 and metrics["splits"]["test"]["auc"] > 0.7
+
+
+def test_train_refuses_a_split_leak_found_by_the_audit(shared_data, tmp_path, capsys):
+    """The audit runs before training: the same X-ray in train and test stops `medfit train` with one line, before any
+    checkpoint is written; audit.dedupe lets the run go on without the training-side copy."""
+    files = sorted((shared_data / "chest-xray-pneumonia-224" / "train" / "NORMAL").glob("*.jpeg"))[:6]
+    files += sorted((shared_data / "chest-xray-pneumonia-224" / "train" / "PNEUMONIA").glob("*.jpeg"))[:6]
+    rows = [{"image": str(f), "label": "PNEUMONIA" in str(f), "patient_id": f"p{i}", "split": ["train", "val", "test"][i % 3]}
+            for i, f in enumerate(files)]
+    rows.append({**rows[2], "patient_id": "copy", "split": "train"})  # rows[2] is a test image: a copy leaks into train
+    csv = tmp_path / "leak.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False)
+    cfg = tmp_path / "leak.yaml"
+    cfg.write_text(f"""
+name: leak
+output_dir: {tmp_path / 'runs'}
+data: {{source: csv, root: {csv}, image_size: 28, channels: 1, class_names: [NORMAL, PNEUMONIA]}}
+model: {{name: resnet10t}}
+train: {{epochs: 1, logger: none, progress_bar: false}}
+evaluate: {{bootstrap: 20}}
+audit: {{near_duplicates: false}}
+""")
+    assert main(["train", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: dataset audit:") and "audit.dedupe" in err and rows[2]["image"] in err
+    assert not (tmp_path / "runs" / "leak" / "checkpoints").exists()
+    assert main(["train", str(cfg), "--set", "audit.dedupe=true"]) == 0
+    audit = json.loads((tmp_path / "runs" / "leak" / "audit.json").read_text())
+    assert [r["split"] for r in audit["removed"]] == ["train"]
