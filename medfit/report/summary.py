@@ -2,24 +2,28 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 SHOWN = ["auc", "accuracy", "sensitivity", "specificity", "ppv", "npv", "f1"]
+SHORT = {"auc": "AUC", "accuracy": "accuracy", "sensitivity": "sensitivity", "specificity": "specificity", "ppv": "PPV",
+         "npv": "NPV", "f1": "F1"}
 
 
 def print_summary(run_dir: Path, metrics: dict, console: Console | None = None) -> None:
     """Print metrics per split (with CIs), the threshold, parameters, timing and the report path."""
-    console = console or Console()
+    # logs and pipes get a fixed wide table instead of rich's 80-column default (which truncates the CIs)
+    console = console or Console(width=None if sys.stdout.isatty() else 132)
     splits = metrics.get("splits", {})
     keys = [k for k in SHOWN if any(k in s for s in splits.values())]
     table = Table(title=f"medfit · {run_dir.name}", title_justify="left")
     table.add_column("split")
     table.add_column("n", justify="right")
     for k in keys:
-        table.add_column(k.upper() if k in ("auc", "ppv", "npv") else k, justify="right")
+        table.add_column(SHORT.get(k, k), justify="right", no_wrap=True)
     for name, s in splits.items():
         cells = []
         for k in keys:
@@ -33,7 +37,7 @@ def print_summary(run_dir: Path, metrics: dict, console: Console | None = None) 
     level = int(round(metrics.get("ci_level", 0.95) * 100))
     if "value" in thr:
         console.print(f"threshold: {thr['method']} on val = {thr['value']:.4f} (carried unchanged to the other splits); "
-                      f"brackets: {level} % stratified bootstrap CI")
+                      f"second line: {level} % stratified bootstrap CI")
     if params:
         console.print(f"parameters: {params['trainable']:,} trainable of {params['total']:,}")
     if timing:
