@@ -1,13 +1,20 @@
 """Benchmark: does self-supervised pretraining help a ViT on chest X-rays with few labels?
 
 Pretrains ViT-Tiny (patch 16, 64x64) on the training images of ../shared/data/chest-xray-pneumonia-224 without
-labels (`medfit pretrain`: MAE + DINO + box localisation cycled), then fine-tunes with 10 % and 100 % of the training
-labels from scratch and from the pretrained weights (`medfit train`, model.pretrained). Prints test AUC, the
-difference against scratch, and the optimiser steps each run needs to reach scratch's best validation AUC.
+labels (`medfit pretrain`, MAE by default; ``--objectives mae dino boxloc`` cycles all three), then fine-tunes with
+10 % and 100 % of the training labels from scratch and from the pretrained weights (`medfit train`,
+model.pretrained). Prints test AUC, the difference against scratch, and the optimiser steps each run needs to reach
+scratch's best validation AUC.
 Target (issue 7): with 10 % labels, pretraining adds >= 0.03 test AUC and reaches scratch's best in <= half the steps.
 
-The defaults are the full benchmark (hours on 2 CPU cores); ``--quick`` is a few-minute smoke run whose figures
-mean little. Run from the repository root: ``python bench/ssl_pretrain.py [--quick]``.
+Measured on 2 CPU cores (2026-11-23), 10 % labels (430 images), 30 fine-tuning epochs:
+  MAE, 40 epochs (10 min): linear probe AUC 0.948 vs 0.824 random init; test AUC 0.906 vs scratch 0.733 (+0.173),
+  scratch's best validation AUC reached in 0.17x its steps.
+At 6 pretraining epochs MAE alone gave +0.011 while MAE + DINO + box localisation cycled gave -0.042 (DINO-style
+self-distillation collapses in such short runs, see medfit/pretrain/dino.py), hence MAE as the default here.
+
+``--quick`` is a few-minute smoke run whose figures mean little. Run from the repository root:
+``python bench/ssl_pretrain.py [--quick]``.
 """
 from __future__ import annotations
 
@@ -87,14 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", help="base folder of the shared data (default ../shared/data)")
     p.add_argument("--out", type=Path, default=Path("runs/bench-ssl"))
-    p.add_argument("--pretrain-epochs", type=int, default=100)
+    p.add_argument("--pretrain-epochs", type=int, default=40)
     p.add_argument("--pretrain-steps", type=int, default=0, help=">0: stop pretraining after this many steps")
     p.add_argument("--finetune-epochs", type=int, default=30)
     p.add_argument("--finetune-lr", type=float, default=5e-4)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--limit", type=int, default=0, help=">0: at most this many images per split")
     p.add_argument("--fractions", type=float, nargs="+", default=[0.1, 1.0])
-    p.add_argument("--objectives", nargs="+", default=["mae", "dino", "boxloc"])
+    p.add_argument("--objectives", nargs="+", default=["mae"], help="cycled batch by batch (mae, dino, boxloc)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 300 images per split, 40 pretraining steps, 2 fine-tuning epochs")
