@@ -225,3 +225,19 @@ def test_multilabel_conflict_compares_every_label_column(tmp_path):
     result = audit_manifest(df, ["opacity", "effusion"], ["opacity", "effusion"], task="multilabel")
     assert len(result.conflicts) == 1 and set(result.conflicts[0]["images"]) == {df.loc[0, "image"], twin}
     assert set(result.shortcuts["profile"]) == {"opacity", "effusion"}
+
+
+def test_regions_of_one_study_file_are_not_duplicates(tmp_path):
+    """Study rows name one volume with different ROI labels (one per vertebra, even with different labels): no
+    duplicate group, no conflict; a real copy of that file under another name still groups with it."""
+    df = write_set(tmp_path, 6)
+    first = df.iloc[0]
+    study = pd.DataFrame([{**first.to_dict(), "roi_label": k, "label": k % 2} for k in (1, 2, 3)])
+    rest = df.iloc[1:].assign(roi_label=1)
+    result = audit_manifest(pd.concat([study, rest], ignore_index=True), ["label"], ["a", "b"])
+    assert result.clusters == [] and result.ok
+    copy = tmp_path / "copy_of_img000.png"
+    copy.write_bytes(open(first["image"], "rb").read())
+    extra = pd.DataFrame([{**first.to_dict(), "image": str(copy), "patient_id": first["patient_id"], "roi_label": 1}])
+    result = audit_manifest(pd.concat([study, rest, extra], ignore_index=True), ["label"], ["a", "b"])
+    assert len(result.clusters) == 1 and result.clusters[0]["kind"] == "exact"

@@ -98,6 +98,18 @@ def cached_near_pairs(phashes: list[str], threshold: int, cache_dir: str | Path 
     return pairs
 
 
+REGION_COLUMNS = ("slice_index", "roi_label", "mask")
+
+
+def _without_same_file_regions(clusters: list[dict], df: pd.DataFrame) -> list[dict]:
+    """Drop groups made only of rows that name one file (study rows: other slices or ROI labels of one volume are
+    not copies of each other; a study in two splits is caught by the patient/study id check)."""
+    if not any(c in df.columns for c in REGION_COLUMNS):
+        return clusters
+    refs = df["image"].astype(str).to_numpy()
+    return [c for c in clusters if len({refs[m] for m in c["members"]}) > 1]
+
+
 def _label_values(df: pd.DataFrame, label_columns: list[str]) -> list:
     if len(label_columns) == 1:
         return df[label_columns[0]].tolist()
@@ -165,6 +177,7 @@ def audit_manifest(df: pd.DataFrame, label_columns: list[str], class_names: list
     t1 = time.perf_counter()
     pairs = cached_near_pairs(records["phash"].tolist(), cfg.near_threshold, cache_dir) if cfg.near_duplicates else []
     raw_clusters, pairs = duplicate_clusters(records["pixel_hash"].tolist(), None, cfg.near_threshold, pairs)
+    raw_clusters = _without_same_file_regions(raw_clusters, df)
     timing["duplicates_s"] = round(time.perf_counter() - t1, 3)
 
     labels = _label_values(df, label_columns)
