@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import subprocess
 import sys
@@ -46,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers > 1:  # share the cores instead of oversubscribing them
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // args.workers))
+    quiet_trials = lambda: logging.getLogger("medfit.audit").setLevel(logging.ERROR)  # noqa: E731
     if args.worker_index:
+        quiet_trials()
         run_worker(cfg, args.study, args.storage, args.worker_index, data_dir=args.data)
         return 0
     from medfit.audit import run_audit
@@ -54,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     # audit once before any worker starts, so a leak stops the study here; trials re-use the cached fingerprints
     run_audit(cfg, build_manifest(cfg, args.data), tune_dir(cfg, args.study))
+    quiet_trials()  # every trial repeats the same audit from the cache: its findings are said once, here
     url = storage_url(cfg, args.study, args.storage)
     open_storage(url, cfg.tune.heartbeat_seconds)  # create the schema once, before the workers race for it
     children = [subprocess.Popen(_worker_command(args, i, url)) for i in range(1, args.workers)]
