@@ -43,14 +43,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_medfit_log() -> None:
+    """Send medfit's own info lines (e.g. the audit summary) to stderr; once per process, however often main runs."""
+    medfit_log = logging.getLogger("medfit")
+    if not any(getattr(h, "_medfit_cli", False) for h in medfit_log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._medfit_cli = True
+        medfit_log.addHandler(handler)
+    medfit_log.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse, run the verb, turn medfit errors into one line and exit code 2."""
     args = build_parser().parse_args(argv)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    medfit_log = logging.getLogger("medfit")  # medfit's own info lines (e.g. the audit summary) go to stderr
-    medfit_log.setLevel(logging.INFO)
-    medfit_log.addHandler(handler)
+    _show_medfit_log()
     try:
         return int(args._run(args) or 0)
     except MedfitError as exc:

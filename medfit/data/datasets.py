@@ -16,14 +16,11 @@ class ImageDataset(Dataset):
     """Preprocessed images of one manifest (held in memory) with their labels and row indices."""
 
     def __init__(self, manifest: Manifest, cfg: ExperimentConfig, progress: bool = True, desc: str = "loading"):
-        import dataclasses
-
-        from medfit.preprocess import cache_dir_for, load_prepared
+        from medfit.preprocess import cached_preprocess, load_prepared
 
         self.manifest = manifest
         d = cfg.data
-        pre = cfg.preprocess if cfg.preprocess.cache_dir else dataclasses.replace(cfg.preprocess,
-                                                                              cache_dir=str(cache_dir_for(cfg)))
+        pre = cached_preprocess(cfg)
         refs = manifest.df["image"].tolist()
         first = load_prepared(refs[0], pre, d.image_size, d.channels) if refs else None
         shape = (len(refs), *first.shape) if first is not None else (0, d.channels, d.image_size, d.image_size)

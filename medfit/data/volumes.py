@@ -6,7 +6,6 @@ attention pooling) and ``3d`` (the volume, resampled to ``slices`` x image_size 
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import cv2
@@ -143,11 +142,10 @@ class StudyLoader:
     resizing for 3D MedMNIST entries."""
 
     def __init__(self, cfg: ExperimentConfig):
-        from medfit.preprocess import cache_dir_for
+        from medfit.preprocess import cached_preprocess
 
         self.cfg = cfg
-        self.pre = cfg.preprocess if cfg.preprocess.cache_dir else dataclasses.replace(
-            cfg.preprocess, cache_dir=str(cache_dir_for(cfg)))
+        self.pre = cached_preprocess(cfg)
         self.base = manifest_base(cfg)
 
     def slices(self, row, indices: list[int] | None) -> np.ndarray:

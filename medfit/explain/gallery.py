@@ -14,11 +14,9 @@ from medfit.explain.overlay import probability_caption, write_overlay
 
 
 def _load_images(refs: list[str], cfg) -> torch.Tensor:
-    import dataclasses
+    from medfit.preprocess import cached_preprocess, load_prepared
 
-    from medfit.preprocess import cache_dir_for, load_prepared
-
-    pre = cfg.preprocess if cfg.preprocess.cache_dir else dataclasses.replace(cfg.preprocess, cache_dir=str(cache_dir_for(cfg)))
+    pre = cached_preprocess(cfg)
     arrays = []
     for ref in refs:
         if "::" not in ref and not Path(ref).exists():

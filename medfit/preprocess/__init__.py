@@ -11,7 +11,7 @@ import numpy as np
 
 from medfit.errors import DataError
 
-__all__ = ["load_prepared", "prepare", "resolve_ops", "cache_dir_for", "RECIPES", "OPS"]
+__all__ = ["load_prepared", "prepare", "resolve_ops", "cache_dir_for", "cached_preprocess", "RECIPES", "OPS"]
 
 
 def __getattr__(name: str):
@@ -32,6 +32,13 @@ def resolve_ops(recipe: str, ops: list[dict]) -> list[dict]:
 def cache_dir_for(cfg) -> Path:
     """The cache folder for an experiment: ``preprocess.cache_dir``, else ``<output_dir>/.cache``."""
     return Path(cfg.preprocess.cache_dir or Path(cfg.output_dir) / ".cache")
+
+
+def cached_preprocess(cfg):
+    """``cfg.preprocess`` with its cache folder resolved (``cache_dir_for``), as every experiment reader uses it."""
+    import dataclasses
+
+    return dataclasses.replace(cfg.preprocess, cache_dir=str(cache_dir_for(cfg)))
 
 
 def _finish(image: np.ndarray, image_size: int, channels: int, resize: str, source: str) -> np.ndarray:
@@ -190,9 +197,6 @@ def row_inputs(row, base: str | Path | None = None) -> dict:
 def load_prepared_row(row, cfg, base: str | Path | None = None) -> np.ndarray:
     """``load_prepared`` for one manifest row (image, optional slice_index, mask, roi_label), cached in the
     experiment's cache folder (``preprocess.cache_dir``, else ``<output_dir>/.cache``)."""
-    import dataclasses
-
-    pre = cfg.preprocess if cfg.preprocess.cache_dir else dataclasses.replace(cfg.preprocess,
-                                                                              cache_dir=str(cache_dir_for(cfg)))
+    pre = cached_preprocess(cfg)
     get = row.get if hasattr(row, "get") else (lambda k, d=None: getattr(row, k, d))
     return load_prepared(str(get("image")), pre, cfg.data.image_size, cfg.data.channels, **row_inputs(row, base))

@@ -23,8 +23,6 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from medfit.config import load_config
-    import pandas as pd
-
     from medfit.data.manifest import build_manifest, resolve_data_dir, resolve_root
     from medfit.data.volumes import StudyLoader, study_manifest, uses_studies
     from medfit.errors import DataError
@@ -41,11 +39,11 @@ def run(args: argparse.Namespace) -> int:
     before = sum(1 for _ in cache_dir.rglob("*.npz")) if cache_dir.is_dir() else 0
     skipped: list[str] = []
     start = time.perf_counter()
-    rows = manifest.df.to_dict("records")
+    rows = [row for _, row in manifest.df.iterrows()]
     for row in tqdm(rows, desc="preprocess", leave=False):
         try:
             if studies is not None:
-                studies.study(pd.Series(row))  # the training dataset's own reading path and cache keys
+                studies.study(row)  # the training dataset's own reading path and cache keys
             else:
                 load_prepared_row(row, cfg, base)
         except DataError as exc:

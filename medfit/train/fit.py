@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import json
-import os
 import logging
+import os
 import time
 import warnings
 from pathlib import Path
@@ -146,7 +146,8 @@ def train(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool = Fal
     module.load_state_dict(state)
     info = {"parameters": {"trainable": trainable, "total": total},
             "timing": {"load_seconds": round(load_seconds, 1), "fit_seconds": round(fit_seconds, 1),
-                       "epochs_run": trainer.current_epoch, "world_size": trainer.world_size, "best_checkpoint": Path(best).name,
+                       "epochs_run": trainer.current_epoch, "world_size": trainer.world_size,
+                       "best_checkpoint": Path(best).name,
                        "train_images_per_second": round(len(train_set) * trainer.current_epoch / max(fit_seconds, 1e-9), 1)}}
     (run_dir / "train_info.json").write_text(json.dumps(info, indent=2))
     predict_dataset(module.model, manifest, cfg, run_dir / "predictions.csv", preloaded={"train": train_set, "val": val_set})

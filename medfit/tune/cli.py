@@ -34,6 +34,11 @@ def _worker_command(args: argparse.Namespace, index: int, storage: str) -> list[
     return cmd
 
 
+def _quiet_trial_audits() -> None:
+    """Every trial repeats the study's audit from the cache: its findings are said once, before the first trial."""
+    logging.getLogger("medfit.audit").setLevel(logging.ERROR)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``medfit tune``: this process is worker 0; --workers N spawns N-1 more on the same study."""
     from medfit.tune.search import open_storage, run_worker, storage_url, tune_dir
@@ -47,9 +52,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers > 1:  # share the cores instead of oversubscribing them
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // args.workers))
-    quiet_trials = lambda: logging.getLogger("medfit.audit").setLevel(logging.ERROR)  # noqa: E731
     if args.worker_index:
-        quiet_trials()
+        _quiet_trial_audits()
         run_worker(cfg, args.study, args.storage, args.worker_index, data_dir=args.data)
         return 0
     from medfit.audit import run_audit
@@ -57,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
     # audit once before any worker starts, so a leak stops the study here; trials re-use the cached fingerprints
     run_audit(cfg, build_manifest(cfg, args.data), tune_dir(cfg, args.study))
-    quiet_trials()  # every trial repeats the same audit from the cache: its findings are said once, here
+    _quiet_trial_audits()
     url = storage_url(cfg, args.study, args.storage)
     open_storage(url, cfg.tune.heartbeat_seconds)  # create the schema once, before the workers race for it
     children = [subprocess.Popen(_worker_command(args, i, url)) for i in range(1, args.workers)]
