@@ -2,44 +2,41 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
+import importlib.util
 import logging
-import os
 import sys
+from pathlib import Path
 
 from medfit.errors import MedfitError
 
-# verb -> module with add_arguments(parser) and run(args) -> int; the first docstring line is the help.
-VERBS: dict[str, str] = {
-    "demo": "medfit.commands.demo",
-    "preprocess": "medfit.preprocess.cli",
-    "train": "medfit.train.cli",
-    "predict": "medfit.train.predict_cli",
-    "evaluate": "medfit.evaluate.cli",
-    "report": "medfit.report.cli",
-    "pretrain": "medfit.pretrain.cli",
-    "explain": "medfit.explain.cli",
-    "compare": "medfit.evaluate.compare_cli",
-    "validate": "medfit.evaluate.protocols_cli",
-    "vlm": "medfit.vlm.cli",
-    "zeroshot": "medfit.models.zeroshot_cli",
-    "export": "medfit.models.export_cli",
-    "tune": "medfit.tune.cli",
-    "audit": "medfit.audit.cli",
-}
+# Every verb is medfit.commands.<verb>: add_arguments(parser) and run(args) -> int; its docstring's first line is the
+# help. Only the module of the verb that runs is imported (the others' imports cost seconds).
+VERBS = ["demo", "preprocess", "audit", "train", "predict", "evaluate", "report", "explain", "compare", "validate",
+         "zeroshot", "vlm", "pretrain", "tune", "export"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with one sub-parser per verb."""
+def verb_summary(verb: str) -> str:
+    """The first docstring line of a verb's module, read without importing it."""
+    spec = importlib.util.find_spec(f"medfit.commands.{verb}")
+    doc = ast.get_docstring(ast.parse(Path(spec.origin).read_text())) if spec and spec.origin else None
+    return (doc or verb).strip().splitlines()[0]
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser: every verb listed, only the verb being run (or all, with no argv) fully built."""
     parser = argparse.ArgumentParser(prog="medfit", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     sub.required = True
-    for verb, module_name in VERBS.items():
-        module = importlib.import_module(module_name)
-        summary = (module.__doc__ or verb).strip().splitlines()[0]
+    chosen = [a for a in (argv if argv is not None else VERBS) if a in VERBS][:1] if argv is not None else VERBS
+    for verb in VERBS:
+        summary = verb_summary(verb)
         p = sub.add_parser(verb, help=summary, description=summary)
-        module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+        if verb in chosen:
+            module = importlib.import_module(f"medfit.commands.{verb}")
+            module.add_arguments(p)
+            p.set_defaults(_run=module.run)
     return parser
 
 
@@ -56,7 +53,8 @@ def _show_medfit_log() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse, run the verb, turn medfit errors into one line and exit code 2."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     _show_medfit_log()
     try:
         return int(args._run(args) or 0)

@@ -10,9 +10,10 @@ from PIL import Image
 from medfit.audit import audit_manifest, run_audit
 from medfit.audit.duplicates import UnionFind, exact_pairs, near_pairs
 from medfit.audit.fingerprint import fingerprint, perceptual_hash, unpack_phash
-from medfit.config import AuditConfig, config_from_dict
+from medfit.config import AuditConfig, config_from_dict, updated
 from medfit.data.manifest import Manifest
 from medfit.errors import ConfigError, DataError
+from medfit.run_folder import RunFolder
 
 
 def smooth_image(seed: int, size: int = 96) -> np.ndarray:
@@ -129,18 +130,18 @@ def test_run_audit_writes_json_and_refuses_with_the_files_named(tmp_path):
     manifest = Manifest(df, ["label"], ["a", "b"], "binary")
     cfg = config_from_dict({"output_dir": str(tmp_path / "runs"), "audit": {"cache_dir": str(tmp_path / "cache")}})
     with pytest.raises(DataError, match=r"img000\.png \(train\) = .*dup\.png \(val\).*audit\.json.*dedupe"):
-        run_audit(cfg, manifest, tmp_path / "run")
+        run_audit(cfg, manifest, RunFolder(tmp_path / "run"))
     saved = json.loads((tmp_path / "run" / "audit.json").read_text())
     assert saved["ok"] is False and len(saved["duplicate_groups"]) == 1
     assert (tmp_path / "run" / "audit_findings.csv").is_file()
 
-    cfg.audit.dedupe = True
-    result = run_audit(cfg, manifest, tmp_path / "run")
+    cfg = updated(cfg, {"audit.dedupe": True})
+    result = run_audit(cfg, manifest, RunFolder(tmp_path / "run"))
     assert len(result.manifest.df) == len(df) - 1 and result.manifest.class_names == ["a", "b"]
     assert json.loads((tmp_path / "run" / "audit.json").read_text())["removed"][0]["image"] == df.loc[0, "image"]
 
-    cfg.audit.enabled = False
-    assert run_audit(cfg, manifest, tmp_path / "run2").manifest is manifest
+    cfg = updated(cfg, {"audit.enabled": False})
+    assert run_audit(cfg, manifest, RunFolder(tmp_path / "run2")).manifest is manifest
 
 
 def test_fingerprint_cache_is_reused_and_keyed_by_content(tmp_path, monkeypatch):
@@ -181,10 +182,10 @@ def test_audit_config_section():
 def test_cli_audit_refuses_a_leak_and_dedupes_on_request(tmp_path, capsys):
     import argparse
 
-    from medfit.audit import cli
     from medfit.cli import VERBS
+    from medfit.commands import audit as cli
 
-    assert VERBS["audit"] == "medfit.audit.cli"
+    assert "audit" in VERBS
     parser = argparse.ArgumentParser()
     cli.add_arguments(parser)  # the verb's module directly: building the whole dispatcher imports every stage
     df = write_set(tmp_path, 10, splits=["train"] * 6 + ["val"] * 2 + ["test"] * 2)

@@ -6,12 +6,14 @@ import timm
 import torch
 from safetensors.torch import save_file
 
-from medfit.config import ExperimentConfig, FusionMemberConfig, ModelConfig, save_config
+from medfit.config import (ExperimentConfig, FusionConfig, FusionMemberConfig, LoraConfig, ModelConfig, OptimConfig,
+                           updated)
 from medfit.errors import ConfigError, WeightsError
 from medfit.models import build_model, count_parameters
 from medfit.models.backbones import ZOO
 from medfit.models.cbam import CBAM
-from medfit.models.finetune import merge_lora
+from medfit.models.finetune import merge_lora, param_groups
+from medfit.run_folder import RunFolder
 
 torch.set_num_threads(1)
 VIT = dict(name="vit_tiny_patch16_224", kwargs={"img_size": 32, "depth": 2})
@@ -20,7 +22,7 @@ VIT = dict(name="vit_tiny_patch16_224", kwargs={"img_size": 32, "depth": 2})
 def _train_steps(model, steps=3, lr=0.05, seed=0):
     """A few SGD steps on random 32 px images through the model's own parameter groups."""
     g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.SGD(model.param_groups(lr), lr=lr)
+    opt = torch.optim.SGD(param_groups(model, OptimConfig(lr=lr)), lr=lr)
     model.train()
     for _ in range(steps):
         x = torch.rand(4, 1, 32, 32, generator=g)
@@ -104,17 +106,17 @@ def test_linear_probe_leaves_backbone_unchanged():
 
 
 def test_param_groups_give_head_its_own_learning_rate():
-    model = build_model(ModelConfig(name="resnet10t", head_lr=0.1, backbone_lr=0.001), 1)
-    groups = {g["name"]: g for g in model.param_groups(0.01)}
+    model = build_model(ModelConfig(name="resnet10t"), 1)
+    groups = {g["name"]: g for g in param_groups(model, OptimConfig(lr=0.01, head_lr=0.1, backbone_lr=0.001))}
     assert groups["head"]["lr"] == 0.1 and groups["backbone"]["lr"] == 0.001
     assert {id(p) for p in groups["head"]["params"]} == {id(model.fc.weight), id(model.fc.bias)}
     assert sum(len(g["params"]) for g in groups.values()) == len(list(model.parameters()))
-    same = build_model(ModelConfig(name="resnet10t"), 1).param_groups(0.01)
+    same = param_groups(build_model(ModelConfig(name="resnet10t"), 1), OptimConfig(lr=0.01))
     assert all(g["lr"] == 0.01 for g in same)
 
 
 def test_lora_vit_counts_reload_and_merge():
-    cfg = ModelConfig(finetune="lora", lora_r=4, lora_alpha=8, **VIT)
+    cfg = ModelConfig(finetune="lora", lora=LoraConfig(r=4, alpha=8), **VIT)
     torch.manual_seed(0)
     model = build_model(cfg, 1)
     trainable, total = count_parameters(model)
@@ -143,7 +145,7 @@ def test_lora_vit_counts_reload_and_merge():
 
 
 def test_lora_cnn_adapts_convs_and_keeps_head_trainable():
-    model = build_model(ModelConfig(name="resnet10t", finetune="lora", lora_r=2), 1)
+    model = build_model(ModelConfig(name="resnet10t", finetune="lora", lora=LoraConfig(r=2)), 1)
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     assert any("conv1.lora_A" in n for n in names)
     assert any(n.endswith("fc.modules_to_save.default.weight") for n in names)
@@ -152,31 +154,31 @@ def test_lora_cnn_adapts_convs_and_keeps_head_trainable():
 
 def _fake_run(root, name, model_name):
     """A run folder as training leaves it: config.yaml and a Lightning checkpoint with ``model.`` keys."""
-    cfg = ExperimentConfig(name=name, output_dir=str(root))
-    cfg.model = ModelConfig(name=model_name)
-    cfg.data.class_names = ["normal", "pneumonia"]
-    save_config(cfg, cfg.run_dir / "config.yaml")
+    cfg = updated(ExperimentConfig(), {"name": name, "output_dir": str(root), "model.name": model_name,
+                                       "data.class_names": ["normal", "pneumonia"]})
+    run = RunFolder.of(root, name)
+    run.write_config(cfg)
     torch.manual_seed(len(name))
     net = build_model(cfg.model, 1)
-    (cfg.run_dir / "checkpoints").mkdir()
-    torch.save({"state_dict": {"model." + k: v for k, v in net.state_dict().items()}},
-               cfg.run_dir / "checkpoints" / "best.ckpt")
-    return cfg.run_dir, net
+    run.checkpoints.mkdir()
+    torch.save({"state_dict": {"model." + k: v for k, v in net.state_dict().items()}}, run.checkpoint("best"))
+    return run.path, net
 
 
 def test_fusion_from_trained_runs(tmp_path):
     run_a, net_a = _fake_run(tmp_path, "a", "resnet10t")
     run_b, net_b = _fake_run(tmp_path, "bb", "mobilenetv3_small_050")
-    cfg = ModelConfig(name="fusion", fusion_dim=64, head_lr=0.01, backbone_lr=0.0001,
-                      fusion=[FusionMemberConfig(run=str(run_a)), FusionMemberConfig(run=str(run_b), freeze=True)])
+    cfg = ModelConfig(kind="fusion", fusion=FusionConfig(
+        dim=64, members=[FusionMemberConfig(run=str(run_a)), FusionMemberConfig(run=str(run_b), freeze=True)]))
     model = build_model(cfg, 3)
+    optim = OptimConfig(lr=0.001, head_lr=0.01, backbone_lr=0.0001)
     torch.testing.assert_close(model.members[0].conv1[0].weight, net_a.conv1[0].weight)
     torch.testing.assert_close(model.members[1].conv_stem.weight, net_b.conv_stem.weight)
     x = torch.rand(2, 1, 32, 32)
     assert model.eval().fused_features(x).shape == (2, 2 * 64)
     assert model(x).shape == (2, 3)
     assert isinstance(model.dropout, torch.nn.Dropout) and model.dropout.p == 0.3
-    groups = {g["name"]: g["lr"] for g in model.param_groups(0.001)}
+    groups = {g["name"]: g["lr"] for g in param_groups(model, optim)}
     assert groups == {"head": 0.01, "backbone": 0.0001}
     frozen = copy.deepcopy(model.members[1].state_dict())
     tuned = model.members[0].conv1[0].weight.clone()
@@ -187,7 +189,7 @@ def test_fusion_from_trained_runs(tmp_path):
 
 
 def test_fusion_needs_member_runs(tmp_path):
-    cfg = ModelConfig(name="fusion", fusion=[FusionMemberConfig(run=str(tmp_path / "nope")),
-                                             FusionMemberConfig(name="resnet10t")])
+    cfg = ModelConfig(kind="fusion", fusion=FusionConfig(members=[FusionMemberConfig(run=str(tmp_path / "nope")),
+                                                                  FusionMemberConfig(name="resnet10t")]))
     with pytest.raises(WeightsError, match="nope: not a run folder"):
         build_model(cfg, 1)

@@ -1,4 +1,5 @@
 """open_clip models from a local folder (BiomedCLIP layout, tiny random weights): loading, LoRA backbone, zero-shot."""
+import dataclasses
 import json
 import shutil
 
@@ -9,11 +10,14 @@ import torch
 from transformers import BertConfig
 
 from medfit.cli import main
-from medfit.config import ExperimentConfig, ModelConfig
+from medfit.commands.pipeline import finish_run
+from medfit.commands.zeroshot import zero_shot_run
+from medfit.config import ClipConfig, ExperimentConfig, LoraConfig, ModelConfig, updated
 from medfit.errors import WeightsError
 from medfit.models import build_model, count_parameters
 from medfit.models.clip import load_open_clip
-from medfit.models.zeroshot import build_zero_shot, class_prompts, run_zero_shot
+from medfit.models.zeroshot import build_zero_shot, class_prompts
+from medfit.task import Task
 
 torch.set_num_threads(1)
 BERT = "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract"
@@ -73,7 +77,8 @@ def test_missing_files_are_named(tiny_clip, tmp_path):
 
 def test_clip_image_encoder_as_lora_backbone(tiny_clip):
     folder, state = tiny_clip
-    cfg = ModelConfig(name="biomedclip", clip_model=f"local-dir:{folder}", finetune="lora", lora_r=4, clip_image_size=32)
+    cfg = ModelConfig(kind="open_clip", clip=ClipConfig(source=f"local-dir:{folder}", image_size=32), finetune="lora",
+                      lora=LoraConfig(r=4))
     model = build_model(cfg, 1)
     trainable, total = count_parameters(model)
     adapted = [n for n, p in model.named_parameters() if p.requires_grad and "lora_A" in n]
@@ -89,14 +94,15 @@ def test_zero_shot_follows_the_prompts(tiny_clip):
     folder, _ = tiny_clip
     prompts = class_prompts(["NORMAL", "PNEUMONIA"], {"NORMAL": ["normal lungs", "no opacity"]}, ["a chest x-ray of {}."])
     assert prompts == [["a chest x-ray of normal lungs.", "a chest x-ray of no opacity."], ["a chest x-ray of PNEUMONIA."]]
-    cfg = ModelConfig(clip_model=f"local-dir:{folder}", prompts={"NORMAL": "normal lungs", "PNEUMONIA": "pneumonia"},
-                      clip_image_size=32)
+    clip = ClipConfig(source=f"local-dir:{folder}", prompts={"NORMAL": "normal lungs", "PNEUMONIA": "pneumonia"},
+                      image_size=32)
+    binary, three_classes = Task("binary", ("NORMAL", "PNEUMONIA")), Task("multiclass", ("NORMAL", "PNEUMONIA", "opacity"))
     x = torch.rand(4, 1, 32, 32)
     with torch.no_grad():
-        p = torch.sigmoid(build_zero_shot(cfg, ["NORMAL", "PNEUMONIA"], "binary")(x))
-        cfg.prompts = {"NORMAL": "pneumonia", "PNEUMONIA": "normal lungs"}
-        swapped = torch.sigmoid(build_zero_shot(cfg, ["NORMAL", "PNEUMONIA"], "binary")(x))
-        three = build_zero_shot(cfg, ["NORMAL", "PNEUMONIA", "opacity"], "multiclass")(x)
+        p = torch.sigmoid(build_zero_shot(ModelConfig(kind="clip_zero_shot", clip=clip), binary)(x))
+        clip = dataclasses.replace(clip, prompts={"NORMAL": "pneumonia", "PNEUMONIA": "normal lungs"})
+        swapped = torch.sigmoid(build_zero_shot(ModelConfig(kind="clip_zero_shot", clip=clip), binary)(x))
+        three = build_zero_shot(ModelConfig(kind="clip_zero_shot", clip=clip), three_classes)(x)
     assert (p - 0.5).abs().max() > 1e-4  # the prompts matter
     torch.testing.assert_close(swapped, 1 - p, atol=1e-5, rtol=0)
     assert three.shape == (4, 3)
@@ -104,12 +110,12 @@ def test_zero_shot_follows_the_prompts(tiny_clip):
 
 def test_zero_shot_run_is_scored_like_any_run(tiny_clip, shared_data, tmp_path):
     folder, _ = tiny_clip
-    cfg = ExperimentConfig(name="zs", output_dir=str(tmp_path))
-    cfg.data.source, cfg.data.root = "medmnist", "pneumoniamnist/pneumoniamnist_reconstructed.npz"
-    cfg.data.class_names, cfg.data.image_size, cfg.data.limit_per_split = ["normal", "pneumonia"], 28, 16
-    cfg.train.progress_bar, cfg.evaluate.bootstrap = False, 20
-    cfg.model.clip_model, cfg.model.clip_image_size = f"local-dir:{folder}", 32
-    run_dir = run_zero_shot(cfg, str(shared_data))
+    cfg = updated(ExperimentConfig(), {
+        "name": "zs", "output_dir": str(tmp_path), "data.source": "medmnist",
+        "data.root": "pneumoniamnist/pneumoniamnist_reconstructed.npz", "data.class_names": ["normal", "pneumonia"],
+        "data.image_size": 28, "data.limit_per_split": 16, "train.progress_bar": False, "evaluate.bootstrap": 20,
+        "model.kind": "clip_zero_shot", "model.clip.source": f"local-dir:{folder}", "model.clip.image_size": 32})
+    run_dir = finish_run(zero_shot_run(cfg, str(shared_data))).path
     pred = pd.read_csv(run_dir / "predictions.csv")
     assert {"image", "patient_id", "split", "label", "prob"} <= set(pred.columns)
     assert set(pred["split"]) == {"val", "test"} and pred["prob"].between(0, 1).all()

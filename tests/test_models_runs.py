@@ -7,27 +7,28 @@ import torch
 
 from medfit.cli import main
 from medfit.config import config_from_dict
-from medfit.data.datasets import ImageDataset
+from medfit.commands.pipeline import train_run
 from medfit.data.manifest import Manifest
 from medfit.errors import WeightsError
-from medfit.evaluate.run import load_run_config
-from medfit.models.finetune import merge_lora
+from medfit.models import load_network
 from medfit.models.export import OnnxClassifier, export_onnx, onnx_max_abs_difference
-from medfit.train.checkpoint import load_trained_model
-from medfit.train.fit import train
+from medfit.models.finetune import merge_lora
+from medfit.run_folder import RunFolder
+from medfit.train.inputs import dataset_for
 from medfit.train.predict import predict_probabilities
 
 NPZ = "pneumoniamnist/pneumoniamnist_reconstructed.npz"
 
 
-def run_config(shared_data, out, name, model):
+def run_config(shared_data, out, name, model, optim=None):
     """One epoch on 60 PneumoniaMNIST images per split at 32 px."""
     return config_from_dict({
         "name": name, "seed": 0, "output_dir": str(out),
         "data": {"source": "medmnist", "root": str(shared_data / NPZ), "image_size": 32, "channels": 1,
                  "limit_per_split": 60},
         "model": model,
-        "train": {"epochs": 1, "batch_size": 32, "lr": 0.001, "logger": "none", "progress_bar": False},
+        "train": {"epochs": 1, "batch_size": 32, "optim": optim or {"lr": 0.001}, "logger": "none",
+                  "progress_bar": False},
         "evaluate": {"bootstrap": 20},
     })
 
@@ -35,22 +36,23 @@ def run_config(shared_data, out, name, model):
 @pytest.fixture(scope="module")
 def lora_run(shared_data, tmp_path_factory):
     """A ViT-Tiny LoRA run with a separate head learning rate."""
-    model = {"name": "vit_tiny_patch16_224", "kwargs": {"img_size": 32, "depth": 2}, "finetune": "lora", "lora_r": 4,
-             "head_lr": 0.01}
-    return train(run_config(shared_data, tmp_path_factory.mktemp("runs"), "vit-lora", model), evaluate=False)
+    model = {"name": "vit_tiny_patch16_224", "kwargs": {"img_size": 32, "depth": 2}, "finetune": "lora",
+             "lora": {"r": 4}}
+    cfg = run_config(shared_data, tmp_path_factory.mktemp("runs"), "vit-lora", model, {"lr": 0.001, "head_lr": 0.01})
+    return train_run(cfg).path
 
 
 def test_lora_run_reports_parameters_and_reloads_identically(lora_run):
     metrics = json.loads((lora_run / "train_info.json").read_text())  # metrics.json copies it
     trainable, total = metrics["parameters"]["trainable"], metrics["parameters"]["total"]
     assert trainable == 2 * 4 * (768 + 384 + 960 + 960) + 193 and total > 30 * trainable
-    cfg = load_run_config(lora_run)
-    model = load_trained_model(lora_run, cfg)  # a fresh build with LoRA, loaded from checkpoints/best.ckpt
+    cfg = RunFolder(lora_run).read_config()
+    model = load_network(RunFolder(lora_run))  # a fresh build with LoRA, loaded from checkpoints/best.ckpt
     pred = pd.read_csv(lora_run / "predictions.csv")
     df = pd.read_csv(lora_run / "manifest.csv")
     test = Manifest(df[df["split"] == "test"].reset_index(drop=True), cfg.data.label_columns, cfg.data.class_names,
                     cfg.data.task)
-    probs = predict_probabilities(model, ImageDataset(test, cfg, False), "binary", progress=False)[:, 0]
+    probs = predict_probabilities(model, dataset_for(test, cfg, False), test.target, progress=False)[:, 0]
     saved = pred[pred["split"] == "test"]["prob"].to_numpy()
     assert abs(probs - saved).max() < 1e-6  # CSV round-trip only
 
@@ -68,10 +70,10 @@ def test_onnx_export_matches_and_predict_runs_from_it(lora_run, tmp_path, capsys
 
 
 def test_cnn_with_cbam_exports_within_tolerance(tmp_path):
-    from medfit.config import ModelConfig
+    from medfit.config import LoraConfig, ModelConfig
     from medfit.models import build_model
 
-    model = build_model(ModelConfig(name="resnet10t", cbam=["default"], finetune="lora", lora_r=2), 3)
+    model = build_model(ModelConfig(name="resnet10t", cbam=["default"], finetune="lora", lora=LoraConfig(r=2)), 3)
     with torch.no_grad():  # make the LoRA update non-zero so merging matters
         for name, p in model.named_parameters():
             if "lora_B" in name:
@@ -85,12 +87,13 @@ def test_cnn_with_cbam_exports_within_tolerance(tmp_path):
 
 
 def test_fusion_run_from_a_trained_lora_run(lora_run, shared_data, tmp_path):
-    fusion = {"name": "fusion", "fusion_dim": 32, "fusion_hidden": 16, "head_lr": 0.01, "backbone_lr": 0.0001,
-              "fusion": [{"run": str(lora_run), "freeze": True}, {"name": "resnet10t"}]}
-    run = train(run_config(shared_data, tmp_path, "fusion", fusion), evaluate=False)
-    model = load_trained_model(run, load_run_config(run))
+    fusion = {"kind": "fusion", "fusion": {"dim": 32, "hidden": 16,
+                                           "members": [{"run": str(lora_run), "freeze": True}, {"name": "resnet10t"}]}}
+    optim = {"lr": 0.001, "head_lr": 0.01, "backbone_lr": 0.0001}
+    run = train_run(run_config(shared_data, tmp_path, "fusion", fusion, optim)).path
+    model = load_network(RunFolder(run))
     # The frozen member is the LoRA run's network with LoRA merged, unchanged by fusion training.
-    vit = merge_lora(load_trained_model(lora_run, load_run_config(lora_run)))
+    vit = merge_lora(load_network(RunFolder(lora_run)))
     torch.testing.assert_close(model.members[0].blocks[0].attn.qkv.weight, vit.blocks[0].attn.qkv.weight)
     assert model.fused_features(torch.rand(2, 1, 32, 32)).shape == (2, 64)
     metrics = json.loads((run / "train_info.json").read_text())

@@ -10,7 +10,8 @@ from medfit.config import PreprocessConfig
 from medfit.errors import ConfigError, DataError
 from medfit.io import read_volume
 from medfit.io.volume import Volume
-from medfit.preprocess import load_prepared, prepare, resolve_ops
+from medfit.data.rows import Row
+from medfit.preprocess import Recipe, load_prepared, prepare, resolve_ops
 from medfit.preprocess.bias import n4_correct
 from medfit.preprocess.contrast import clahe, unsharp_mask
 from medfit.preprocess.crop import expand_box, mask_box
@@ -56,7 +57,7 @@ def test_roi_crop_around_a_given_vertebra(spine):
     with pytest.raises(DataError, match="no label 42"):
         mask_box(labels, 42, source=mask)
     cfg = PreprocessConfig(ops=[{"name": "crop", "margin": 0.0, "square": False}, {"name": "minmax"}])
-    out = prepare(image, cfg, 64, 1, slice_index=28, mask=mask, roi_label=5)
+    out = prepare(Row(image, 28, mask, 5), Recipe.of(cfg, 64, 1))
     roi = slice_[box[0]:box[2], box[1]:box[3]]
     ref = cv2.resize(minmax(roi), (64, 64), interpolation=cv2.INTER_AREA if min(roi.shape) > 64 else cv2.INTER_LINEAR)
     assert out.shape == (1, 64, 64) and np.allclose(out[0], ref, atol=1e-5)
@@ -67,7 +68,7 @@ def test_mri_ovcf_recipe_end_to_end(spine):
     cfg = PreprocessConfig(recipe="mri-ovcf")
     names = [op["name"] for op in resolve_ops(cfg.recipe, cfg.ops)]
     assert names == ["n4", "crop", "clip", "minmax"]
-    out = prepare(image, cfg, 48, 3, slice_index=28, mask=mask, roi_label=4)
+    out = prepare(Row(image, 28, mask, 4), Recipe.of(cfg, 48, 3))
     assert out.shape == (3, 48, 48) and out.dtype == np.float32
     assert out.min() == 0.0 and out.max() == 1.0 and np.array_equal(out[0], out[2])
 
@@ -106,7 +107,7 @@ def test_ct_windows():
 
 def test_clahe_and_unsharp_on_a_radiograph(shared_data):
     path = sorted(glob.glob(str(shared_data / "chest-xray-pneumonia-224" / "test" / "NORMAL" / "*.jpeg")))[0]
-    plain = prepare(path, PreprocessConfig(), 128, 1)[0]
+    plain = prepare(Row(path), Recipe.of(PreprocessConfig(), 128, 1))[0]
     low = 0.4 + 0.2 * plain  # a washed-out radiograph
     eq = clahe(low, clip=2.5, grid=4)
     assert eq.min() >= 0 and eq.max() <= 1 and eq.std() > 2 * low.std()
@@ -114,7 +115,7 @@ def test_clahe_and_unsharp_on_a_radiograph(shared_data):
     lap = lambda x: np.abs(np.diff(x, 2, axis=0)).mean() + np.abs(np.diff(x, 2, axis=1)).mean()  # noqa: E731
     assert lap(sharp) > 1.5 * lap(plain)
     assert np.array_equal(unsharp_mask(plain, amount=0.0), plain)
-    out = prepare(path, PreprocessConfig(recipe="radiograph"), 64, 1)
+    out = prepare(Row(path), Recipe.of(PreprocessConfig(recipe="radiograph"), 64, 1))
     assert out.shape == (1, 64, 64) and 0 <= out.min() and out.max() <= 1
 
 
@@ -141,10 +142,10 @@ def test_ct_sagittal_recipe_on_the_ge_series(shared_data):
     sag = reformat(vol, "sagittal", 2.0)
     # sagittal slices: axis 0 runs right-left across the 250 mm field of view
     assert sag.shape[0] == pytest.approx(512 * 0.488 / 2.0, abs=2)
-    out = prepare(series, cfg, 64, 1)
+    out = prepare(Row(series), Recipe.of(cfg, 64, 1))
     assert out.shape == (1, 64, 64) and out.max() > 0.9 and (out > 0.5).mean() > 0.01  # bone is visible
     with pytest.raises(DataError, match="reformat needs a 3D source"):
-        prepare(str(shared_data / "dicom-samples-nema-wg04" / "693_UNCR.dcm"), cfg, 32, 1)
+        prepare(Row(str(shared_data / "dicom-samples-nema-wg04" / "693_UNCR.dcm")), Recipe.of(cfg, 32, 1))
 
 
 def test_ops_config_errors():
@@ -162,9 +163,9 @@ def test_resize_pad_preserves_aspect(tmp_path):
 
     img = np.full((40, 80), 200, np.uint8)
     Image.fromarray(img).save(tmp_path / "wide.png")
-    out = load_prepared(str(tmp_path / "wide.png"), PreprocessConfig(resize="pad"), 32, 1)[0]
+    out = load_prepared(Row(str(tmp_path / "wide.png")), Recipe.of(PreprocessConfig(resize="pad"), 32, 1))[0]
     assert np.all(out[:8] == 0) and np.all(out[24:] == 0) and np.allclose(out[8:24], 200 / 255, atol=1e-6)
-    out = load_prepared(str(tmp_path / "wide.png"), PreprocessConfig(), 32, 1)[0]
+    out = load_prepared(Row(str(tmp_path / "wide.png")), Recipe.of(PreprocessConfig(), 32, 1))[0]
     assert np.allclose(out, 200 / 255, atol=1e-6)
 
 
@@ -172,9 +173,10 @@ def test_plain_loading_is_fast_enough_for_the_demo(shared_data):
     files = sorted(glob.glob(str(shared_data / "chest-xray-pneumonia-224" / "train" / "*" / "*.jpeg")))[::10][:300]
     cfg = PreprocessConfig()
     start = time.perf_counter()
-    batch = [load_prepared(f, cfg, 64, 1) for f in files]
+    recipe = Recipe.of(cfg, 64, 1)
+    batch = [load_prepared(Row(f), recipe) for f in files]
     per_image = (time.perf_counter() - start) / len(files)
     assert per_image * 5856 < 30.0, f"{per_image * 1000:.2f} ms per image"
     assert all(b.shape == (1, 64, 64) and b.dtype == np.float32 for b in batch)
-    rgb = load_prepared(files[0], cfg, 224, 3)
+    rgb = load_prepared(Row(files[0]), Recipe.of(cfg, 224, 3))
     assert rgb.shape == (3, 224, 224) and 0 <= rgb.min() and rgb.max() <= 1

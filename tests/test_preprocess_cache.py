@@ -9,10 +9,19 @@ import torch
 import pytest
 
 import medfit
-import medfit.preprocess as pre
+import medfit.preprocess.prepared as pre
 from medfit.config import PreprocessConfig
-from medfit.preprocess import load_prepared, prepared_key
+from medfit.data.rows import Row
+from medfit.preprocess import Recipe, load_prepared, prepared_key
 from medfit.preprocess.cache import PreparedCache
+
+
+def _load(ref, cfg, size, channels):
+    return load_prepared(Row(ref), Recipe.of(cfg, size, channels))
+
+
+def _key(ref, cfg, size, channels):
+    return prepared_key(Row(ref), Recipe.of(cfg, size, channels))
 
 
 @pytest.fixture()
@@ -32,32 +41,32 @@ def test_cache_hit_and_misses(xray, tmp_path, monkeypatch):
     cfg = PreprocessConfig(recipe="radiograph", cache_dir=str(cache_dir))
     calls = []
     real_prepare = pre.prepare
-    monkeypatch.setattr(pre, "prepare", lambda *a, **k: calls.append(a[0]) or real_prepare(*a, **k))
-    first = load_prepared(xray, cfg, 48, 1)
-    second = load_prepared(xray, cfg, 48, 1)
+    monkeypatch.setattr(pre, "prepare", lambda *a, **k: calls.append(a[0].image) or real_prepare(*a, **k))
+    first = _load(xray, cfg, 48, 1)
+    second = _load(xray, cfg, 48, 1)
     assert len(calls) == 1 and np.array_equal(first, second) and len(_entries(cache_dir)) == 1
     # every parameter that shapes the result is in the key
     changed = PreprocessConfig(recipe="radiograph", ops=[{"name": "clip", "low": 2.0}], cache_dir=str(cache_dir))
-    load_prepared(xray, changed, 48, 1)
-    load_prepared(xray, cfg, 32, 1)
-    load_prepared(xray, cfg, 48, 3)
+    _load(xray, changed, 48, 1)
+    _load(xray, cfg, 32, 1)
+    _load(xray, cfg, 48, 3)
     assert len(calls) == 4 and len(_entries(cache_dir)) == 4
-    key = prepared_key(xray, cfg, 48, 1)
+    key = _key(xray, cfg, 48, 1)
     monkeypatch.setattr(medfit, "__version__", "9.9.9")
-    assert prepared_key(xray, cfg, 48, 1) != key
+    assert _key(xray, cfg, 48, 1) != key
     monkeypatch.setattr(medfit, "__version__", "0.1.0")
     # a changed source file (same path) is a miss
     data = bytearray(open(xray, "rb").read())
     data[-3] ^= 0xFF
     open(xray, "wb").write(bytes(data))
-    assert prepared_key(xray, cfg, 48, 1) != key
+    assert _key(xray, cfg, 48, 1) != key
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncate", "flip", "wrong_shape"])
 def test_corrupt_entries_are_rebuilt(xray, tmp_path, damage):
     cfg = PreprocessConfig(recipe="radiograph", cache_dir=str(tmp_path / "cache"))
-    good = load_prepared(xray, cfg, 48, 1)
-    entry = PreparedCache(cfg.cache_dir).path(prepared_key(xray, cfg, 48, 1))
+    good = _load(xray, cfg, 48, 1)
+    entry = PreparedCache(cfg.cache_dir).path(_key(xray, cfg, 48, 1))
     data = entry.read_bytes()
     if damage == "garbage":
         entry.write_bytes(b"not an npz")
@@ -69,7 +78,7 @@ def test_corrupt_entries_are_rebuilt(xray, tmp_path, damage):
         entry.write_bytes(bytes(broken))
     else:
         np.savez(entry, image=np.zeros((1, 8, 8), np.float32))
-    again = load_prepared(xray, cfg, 48, 1)
+    again = _load(xray, cfg, 48, 1)
     assert np.array_equal(again, good)
     with np.load(entry) as npz:  # the entry itself was rewritten
         assert np.array_equal(npz["image"], good)
@@ -91,7 +100,7 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
 def _worker(args):
     ref, cache_dir = args
     cfg = PreprocessConfig(recipe="radiograph", cache_dir=cache_dir)
-    return [load_prepared(ref, cfg, 64, 1) for _ in range(5)]
+    return [_load(ref, cfg, 64, 1) for _ in range(5)]
 
 
 def test_concurrent_writers(xray, tmp_path):
@@ -108,16 +117,16 @@ def test_concurrent_writers(xray, tmp_path):
 def test_training_dataset_uses_the_default_cache_folder(shared_data, tmp_path):
     """With preprocess.cache_dir empty, `medfit train`'s dataset caches a recipe in <output_dir>/.cache like `medfit preprocess`."""
     from medfit.config import config_from_dict
-    from medfit.data.datasets import ImageDataset
     from medfit.data.manifest import Manifest
+    from medfit.train.inputs import dataset_for
 
     files = sorted((shared_data / "chest-xray-pneumonia-224" / "test" / "NORMAL").glob("*.jpeg"))[:3]
     df = pd.DataFrame({"image": [str(f) for f in files], "label": [0] * 3, "patient_id": ["a", "b", "c"],
                        "split": ["train"] * 3})
     cfg = config_from_dict({"output_dir": str(tmp_path / "runs"), "preprocess": {"recipe": "radiograph"},
                             "data": {"image_size": 32, "channels": 1}})
-    first = ImageDataset(Manifest(df, ["label"], ["NORMAL", "PNEUMONIA"], "binary"), cfg, progress=False)
+    first = dataset_for(Manifest(df, ["label"], ["NORMAL", "PNEUMONIA"], "binary"), cfg, progress=False)
     cached = [p for p in (tmp_path / "runs" / ".cache").rglob("*") if p.is_file()]
     assert len(cached) >= 3
-    again = ImageDataset(Manifest(df, ["label"], ["NORMAL", "PNEUMONIA"], "binary"), cfg, progress=False)
+    again = dataset_for(Manifest(df, ["label"], ["NORMAL", "PNEUMONIA"], "binary"), cfg, progress=False)
     assert torch.equal(first.images, again.images)

@@ -81,7 +81,7 @@ def pretrain_run(shared_data, tmp_path_factory):
                  "limit_per_split": 160},
         "model": {"name": "vit_tiny_patch16_224", "in_chans": 1, "kwargs": VIT_KW},
         "train": {"logger": "csv", "progress_bar": False},
-        "pretrain": {"max_steps": 6, "batch_size": 32, "warmup_epochs": 0.5, "dino_out_dim": 128,
+        "pretrain": {"max_steps": 6, "batch_size": 32, "optim": {"warmup_epochs": 0.5}, "dino_out_dim": 128,
                      "dino_hidden_dim": 64, "dino_bottleneck_dim": 32, "decoder_dim": 32, "decoder_depth": 1,
                      "decoder_heads": 2, "local_crops": 2, "pictures": 4},
     }))

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from medfit.commands.pipeline import train_and_evaluate
 from medfit.config import config_from_dict
 from medfit.data.manifest import Manifest
 from medfit.errors import DataError
@@ -19,14 +20,14 @@ def small_config(shared_data, tmp_path, name):
         "data": {"source": "medmnist", "root": str(shared_data / NPZ), "image_size": 28, "limit_per_split": 160,
                  "val_fraction": 0.2},
         "model": {"name": "test_resnet"},
-        "train": {"epochs": 2, "batch_size": 64, "lr": 0.003, "logger": "csv", "progress_bar": False},
+        "train": {"epochs": 2, "batch_size": 64, "optim": {"lr": 0.003}, "logger": "csv", "progress_bar": False},
         "evaluate": {"bootstrap": 50},
     })
 
 
 def test_kfold_cross_validation_on_real_images(shared_data, tmp_path):
     cfg = small_config(shared_data, tmp_path, "cv")
-    result = cross_validate(cfg, folds=3)
+    result = cross_validate(cfg, 3, None, train_and_evaluate)
     folds = result["folds"]
     assert [f["fold"] for f in folds] == [1, 2, 3]
     oof = pd.read_csv(tmp_path / "runs" / "cv-cv" / "oof_predictions.csv")
@@ -43,7 +44,7 @@ def test_kfold_cross_validation_on_real_images(shared_data, tmp_path):
 
 def test_external_validation_by_pseudo_sites(shared_data, tmp_path):
     cfg = small_config(shared_data, tmp_path, "ext")
-    result = external_validation(cfg, ["pseudo-site-1", "pseudo-site-2"], pseudo_sites=3, report=False)
+    result = external_validation(cfg, ["pseudo-site-1", "pseudo-site-2"], None, train_and_evaluate, pseudo_sites=3)
     assert "pseudo-sites" in result["protocol"] and result["external_sites"] == ["pseudo-site-3"]
     rows = result["rows"]
     external = [r for r in rows if r["split"] == "external"]
@@ -58,7 +59,7 @@ def test_external_validation_by_pseudo_sites(shared_data, tmp_path):
     saved = json.loads((tmp_path / "runs" / "ext-sites" / "sites.json").read_text())
     assert saved["rows"][0]["site"] == rows[0]["site"]
     with pytest.raises(DataError, match="not in the data"):
-        external_validation(cfg, ["site-x"], pseudo_sites=3)
+        external_validation(cfg, ["site-x"], None, train_and_evaluate, pseudo_sites=3)
 
 
 def test_pseudo_sites_are_patient_id_ranges_and_site_table_by_hand():

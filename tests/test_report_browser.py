@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 from medfit.cli import main
+from medfit.commands.pipeline import train_and_evaluate
 from medfit.config import config_from_dict
-from medfit.evaluate import evaluate_run
 from medfit.evaluate.protocols import external_validation
-from medfit.train.fit import train
 
 NPZ = "pneumoniamnist/pneumoniamnist_reconstructed.npz"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -129,7 +128,7 @@ def run_config(shared_data, tmp_path, name, seed, lr):
         "data": {"source": "medmnist", "root": str(shared_data / NPZ), "image_size": 28, "limit_per_split": 200,
                  "val_fraction": 0.2},
         "model": {"name": "test_resnet"},
-        "train": {"epochs": 2, "batch_size": 64, "lr": lr, "logger": "csv", "progress_bar": False},
+        "train": {"epochs": 2, "batch_size": 64, "optim": {"lr": lr}, "logger": "csv", "progress_bar": False},
         "evaluate": {"bootstrap": 100, "temperature_scaling": True},
     })
 
@@ -137,10 +136,9 @@ def run_config(shared_data, tmp_path, name, seed, lr):
 @pytest.fixture(scope="module")
 def runs(shared_data, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("browser")
-    a = Path(external_validation(run_config(shared_data, tmp, "a", 0, 0.003), ["pseudo-site-1"], pseudo_sites=2,
-                                 report=False)["run"])
-    b = train(run_config(shared_data, tmp, "b", 1, 0.01), evaluate=False)
-    evaluate_run(b)
+    a = Path(external_validation(run_config(shared_data, tmp, "a", 0, 0.003), ["pseudo-site-1"], None,
+                                 train_and_evaluate, pseudo_sites=2)["run"])
+    b = train_and_evaluate(run_config(shared_data, tmp, "b", 1, 0.01)).path
     return tmp, a, b
 
 

@@ -3,7 +3,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medfit.config import ExperimentConfig
 from medfit.data.slices import centre_slice, choose_key_slice, key_slice_from_mask, mask_areas, neighbour_indices
 from medfit.errors import DataError
 
@@ -53,17 +52,19 @@ def test_neighbours_repeat_the_edge_and_stay_inside_the_label():
 
 def test_mask_rule_reproduces_the_spine_csv_key_slices(shared_data):
     """configs/spine-ovcf.csv lists each vertebral body at the sagittal slice where it is largest."""
-    from medfit.data.volumes import key_slices
+    from medfit.config import VolumeConfig
+    from medfit.data.manifest import absolute_ref
+    from medfit.data.rows import Row
+    from medfit.data.studies import key_slices
 
     csv = pd.read_csv("configs/spine-ovcf.csv")
-    cfg = ExperimentConfig()
-    cfg.volume.key_slice, cfg.volume.neighbours = "mask", 2
+    volume = VolumeConfig(key_slice="mask", neighbours=2)
     rows = csv[csv["image"].str.contains("VB1_12_F02.nii.gz|VB1_10_DzZ_T1.nii.gz")]  # DzZ_T1 label 2: a tie
     assert len(rows) >= 10
     base = __import__("pathlib").Path("configs")
     for _, row in rows.iterrows():
         row = row.copy()
-        row["image"] = str(base / row["image"])
-        key, indices = key_slices(row, cfg, base)
+        row["image"], row["mask"] = absolute_ref(row["image"], base), absolute_ref(row["mask"], base)
+        key, indices = key_slices(Row.of(row), volume)
         assert key == int(row["slice_index"])
         assert len(indices) == 5 and indices[2] == key

@@ -6,10 +6,12 @@ import pytest
 import torch
 
 from medfit.cli import main
-from medfit.config import config_from_dict
-from medfit.errors import DataError
-from medfit.train.fit import train
 from lightning.pytorch.callbacks import Callback
+
+from medfit.commands.pipeline import finish_run, train_run
+from medfit.config import config_from_dict, updated
+from medfit.errors import DataError
+from medfit.run_folder import RunFolder
 
 NPZ = "pneumoniamnist/pneumoniamnist_reconstructed.npz"
 
@@ -19,7 +21,7 @@ def mnist_config(shared_data, tmp_path, **train_kw):
         "name": "pmnist", "seed": 1, "output_dir": str(tmp_path / "runs"),
         "data": {"source": "medmnist", "root": str(shared_data / NPZ), "image_size": 28, "channels": 1},
         "model": {"name": "resnet18"},
-        "train": {"epochs": 3, "batch_size": 64, "lr": 0.003, "logger": "csv", "progress_bar": False,
+        "train": {"epochs": 3, "batch_size": 64, "optim": {"lr": 0.003}, "logger": "csv", "progress_bar": False,
                   "augment": {"rotate_degrees": 5, "translate": 0.04}, **train_kw},
         "evaluate": {"bootstrap": 200},
         "audit": {"dedupe": True},  # PneumoniaMNIST holds exact copies across its official splits
@@ -29,7 +31,7 @@ def mnist_config(shared_data, tmp_path, **train_kw):
 @pytest.fixture(scope="module")
 def trained_run(shared_data, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("train")
-    return train(mnist_config(shared_data, tmp))
+    return finish_run(train_run(mnist_config(shared_data, tmp))).path
 
 
 def test_pneumoniamnist_reaches_auc_090_and_writes_the_run_folder(trained_run):
@@ -72,20 +74,21 @@ class StopAfterFirstEpoch(Callback):
 def test_resume_from_last_checkpoint_matches_an_uninterrupted_run(shared_data, tmp_path):
     configs = []
     for sub in ("full", "resumed"):
-        cfg = mnist_config(shared_data, tmp_path / sub, epochs=2)
-        cfg.model.drop_rate = 0.2  # dropout exercises the RNG state across the resume
-        cfg.train.ema_decay = 0.9  # the weight average is checkpointed and restored too
-        cfg.data.limit_per_split = 300
+        cfg = updated(mnist_config(shared_data, tmp_path / sub, epochs=2), {
+            "model.drop_rate": 0.2,  # dropout exercises the RNG state across the resume
+            "train.ema_decay": 0.9,  # the weight average is checkpointed and restored too
+            "data.limit_per_split": 300})
         configs.append(cfg)
     full, resumed = configs
-    train(full, evaluate=False)
-    train(resumed, evaluate=False, callbacks=[StopAfterFirstEpoch()])
-    assert torch.load(resumed.run_dir / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == 0
+    last = lambda cfg: RunFolder.of(cfg.output_dir, cfg.name).checkpoint("last")  # noqa: E731
+    train_run(full)
+    train_run(resumed, callbacks=[StopAfterFirstEpoch()])
+    assert torch.load(last(resumed), weights_only=False)["epoch"] == 0
     with pytest.raises(DataError, match="previous run"):
-        train(resumed, evaluate=False)
-    train(resumed, resume=True, evaluate=False)
-    a = torch.load(full.run_dir / "checkpoints" / "last.ckpt", weights_only=False)
-    b = torch.load(resumed.run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+        train_run(resumed)
+    train_run(resumed, resume=True)
+    a = torch.load(last(full), weights_only=False)
+    b = torch.load(last(resumed), weights_only=False)
     assert a["epoch"] == b["epoch"] == 1
     assert a["state_dict"].keys() == b["state_dict"].keys()
     for k in a["state_dict"]:
@@ -117,7 +120,7 @@ name: ddp
 output_dir: {tmp_path / 'runs'}
 data: {{source: medmnist, root: {shared_data / NPZ}, image_size: 28, limit_per_split: 320}}
 model: {{name: resnet10t}}
-train: {{epochs: 2, batch_size: 32, lr: 0.003, logger: csv, progress_bar: false, devices: 2, strategy: ddp}}
+train: {{epochs: 2, batch_size: 32, optim: {{lr: 0.003}}, logger: csv, progress_bar: false, devices: 2, strategy: ddp}}
 evaluate: {{bootstrap: 50}}
 audit: {{dedupe: true}}
 """)

@@ -1,6 +1,6 @@
 """Tune workers on shared storage: two processes on one SQLite study lose and duplicate nothing; a killed tuner resumes.
 
-The trial here is a logistic regression on real PneumoniaMNIST pixels (C searched as ``train.lr``): the properties
+The trial here is a logistic regression on real PneumoniaMNIST pixels (C searched as ``train.optim.lr``): the properties
 under test are the claim/heartbeat/retry logic of medfit.tune.search, and training a network per trial would cost
 the suite a minute more (tests/test_tune.py drives the real ``train``). Workers are forked so that each starts in
 milliseconds instead of re-importing the stack."""
@@ -34,16 +34,16 @@ def pixels(shared_data):
 
 
 def logistic_objective(pixels, pause):
-    """A cheap real trial: logistic regression with C = train.lr; the seed stage draws its own training subset."""
+    """A cheap real trial: logistic regression with C = train.optim.lr; the seed stage draws its own training subset."""
     (xt, yt), (xv, yv) = pixels["train"], pixels["val"]
 
     def objective(trial, plan):
         trial.set_user_attr("worker", os.getpid())
         if plan.is_seed_stage:
-            seed, c = trial.suggest_categorical("seed", plan.seeds()), plan.base.train.lr
+            seed, c = trial.suggest_categorical("seed", plan.seeds()), plan.base.train.optim.lr
         else:
-            d = plan.distributions["train.lr"]
-            seed, c = 0, trial.suggest_float("train.lr", d.low, d.high, log=d.log)
+            d = plan.distributions["train.optim.lr"]
+            seed, c = 0, trial.suggest_float("train.optim.lr", d.low, d.high, log=d.log)
         time.sleep(pause)  # long enough to be killed in the middle of, and for both workers to take part
         keep = np.random.default_rng(seed).permutation(len(yt))[:240]
         model = LogisticRegression(C=c, max_iter=100).fit(xt[keep], yt[keep])
@@ -53,9 +53,9 @@ def logistic_objective(pixels, pause):
 
 def tune_config(tmp_path, stages, heartbeat=60.0):
     return config_from_dict({
-        "name": "lr-workers", "seed": 5, "output_dir": str(tmp_path / "runs"), "train": {"lr": 1e-4},
+        "name": "lr-workers", "seed": 5, "output_dir": str(tmp_path / "runs"), "train": {"optim": {"lr": 1e-4}},
         "tune": {"heartbeat_seconds": heartbeat, "stages": stages,
-                 "space": {"train.lr": {"type": "float", "low": 1e-4, "high": 10.0, "log": True}}}})
+                 "space": {"train.optim.lr": {"type": "float", "low": 1e-4, "high": 10.0, "log": True}}}})
 
 
 def worker_process(cfg, study, index, objective, barrier=None):
@@ -69,7 +69,7 @@ def worker_process(cfg, study, index, objective, barrier=None):
 
 
 def test_two_worker_processes_share_one_sqlite_study_without_losing_or_duplicating(pixels, tmp_path):
-    cfg = tune_config(tmp_path, [{"name": "lr", "params": ["train.lr"], "trials": 6}, {"name": "seeds", "seeds": 3}])
+    cfg = tune_config(tmp_path, [{"name": "lr", "params": ["train.optim.lr"], "trials": 6}, {"name": "seeds", "seeds": 3}])
     open_storage(storage_url(cfg, "par"), 60)  # the schema, created once before the workers start (as `medfit tune` does)
     barrier = FORK.Barrier(2)
     procs = [worker_process(cfg, "par", i, logistic_objective(pixels, 0.2), barrier) for i in range(2)]
@@ -97,7 +97,7 @@ def wait_for(predicate, timeout=60.0):
 
 
 def test_killed_tuner_resumes_its_study_and_retries_the_interrupted_trial(pixels, tmp_path):
-    cfg = tune_config(tmp_path, [{"name": "lr", "params": ["train.lr"], "trials": 4}], heartbeat=1.0)
+    cfg = tune_config(tmp_path, [{"name": "lr", "params": ["train.optim.lr"], "trials": 4}], heartbeat=1.0)
     url, name = storage_url(cfg, "resume"), stage_study_name("resume", 0, "lr")
     storage = open_storage(url, 1)
 

@@ -8,9 +8,12 @@ import pytest
 import torch
 
 from medfit.config import PreprocessConfig, VLMConfig
+from medfit.data.rows import Row
 from medfit.errors import ConfigError, WeightsError
 from medfit.models import vlm
-from medfit.vlm.fit import class_weights, prepare_for_training, train_lora
+from medfit.preprocess import Recipe
+from medfit.task import Task
+from medfit.vlm.fit import prepare_for_training, train_lora
 from medfit.vlm.tiny import build_tiny_vlm
 
 CLASSES = ["NORMAL", "PNEUMONIA"]
@@ -23,9 +26,13 @@ def tiny_dir(tmp_path_factory) -> Path:
 
 
 def make_cfg(tiny_dir, **kw) -> VLMConfig:
-    base = dict(model=str(tiny_dir), question=QUESTION, options=["No pneumonia", "Pneumonia"], lora_dropout=0.0,
-                device="cpu", class_balance=False)
-    return VLMConfig(**{**base, **kw})
+    """A VLM config; lr/grad_clip go to its optimiser section and lora_r/lora_alpha to its LoRA section."""
+    base = VLMConfig()
+    optim = {k: kw.pop(k) for k in ("lr", "grad_clip") if k in kw}
+    lora = {k.removeprefix("lora_"): kw.pop(k) for k in ("lora_r", "lora_alpha") if k in kw}
+    fields = dict(model=str(tiny_dir), question=QUESTION, options=["No pneumonia", "Pneumonia"], device="cpu",
+                  class_balance=False, optim=replace(base.optim, **optim), lora=replace(base.lora, dropout=0.0, **lora))
+    return replace(base, **{**fields, **kw})
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +42,7 @@ def xray_batch(shared_data) -> tuple[torch.Tensor, torch.Tensor]:
 
     root = shared_data / "chest-xray-pneumonia-224" / "train"
     files = sorted((root / "NORMAL").glob("*.jpeg"))[:4] + sorted((root / "PNEUMONIA").glob("*.jpeg"))[:4]
-    images = np.stack([load_prepared(str(f), PreprocessConfig(), 28, 3) for f in files])
+    images = np.stack([load_prepared(Row(str(f)), Recipe.of(PreprocessConfig(), 28, 3)) for f in files])
     return torch.from_numpy(images), torch.tensor([0] * 4 + [1] * 4)
 
 
@@ -90,12 +97,12 @@ def test_multi_token_options_score_summed_log_probs(tiny_dir):
 
 def test_lora_targets_language_model_by_default_and_vision_on_request(tiny_dir):
     model, _ = vlm.load_vlm(make_cfg(tiny_dir))
-    lang = vlm.lora_target_modules(model, make_cfg(tiny_dir).lora_modules)
+    lang = vlm.lora_target_modules(model, make_cfg(tiny_dir).lora.targets)
     assert lang and all("language_model" in n for n in lang) and len(lang) == 2 * 7  # 2 layers x 7 projections
-    both = vlm.lora_target_modules(model, make_cfg(tiny_dir).lora_modules, include_vision=True)
+    both = vlm.lora_target_modules(model, make_cfg(tiny_dir).lora.targets, include_vision=True)
     assert set(lang) < set(both) and any("vision_tower" in n for n in both)
     assert not any("lm_head" in n or "projector" in n for n in both)
-    with pytest.raises(ConfigError, match="lora_modules"):
+    with pytest.raises(ConfigError, match="lora.targets"):
         vlm.lora_target_modules(model, ["no_such_layer"])
 
 
@@ -156,7 +163,7 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(tiny_dir, xray
         for p in clf.model.parameters():  # non-zero LoRA B so every adapter gets a gradient
             if p.requires_grad:
                 torch.nn.init.normal_(p, std=0.1, generator=torch.Generator().manual_seed(p.numel()))
-        loss = clf.loss(images, labels, class_weights(labels.numpy(), 2))
+        loss = clf.loss(images, labels, Task("multiclass", CLASSES).class_weights(labels.numpy()))
         loss.backward()
         assert len(calls) == (2 if checkpointing else 1)
         grads.append((loss.item(), [p.grad.clone() for p in clf.model.parameters() if p.requires_grad]))
@@ -168,12 +175,12 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(tiny_dir, xray
 def test_bf16_only_where_the_hardware_supports_it(monkeypatch):
     cpu = torch.device("cpu")
     assert vlm.resolve_dtype("auto", cpu) == torch.float32
-    assert vlm.resolve_dtype("fp32", cpu) == torch.float32
+    assert vlm.resolve_dtype("32-true", cpu) == torch.float32
     with pytest.raises(ConfigError, match="vlm.precision"):
-        vlm.resolve_dtype("bf16", cpu)
+        vlm.resolve_dtype("bf16-true", cpu)
     monkeypatch.setattr(vlm, "bf16_supported", lambda device: device.type == "cuda")
     assert vlm.resolve_dtype("auto", torch.device("cuda")) == torch.bfloat16
-    assert vlm.resolve_dtype("fp32", torch.device("cuda")) == torch.float32
+    assert vlm.resolve_dtype("32-true", torch.device("cuda")) == torch.float32
 
 
 def test_missing_weights_are_a_clear_error(tiny_dir, tmp_path, monkeypatch):

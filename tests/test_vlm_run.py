@@ -8,9 +8,18 @@ import pytest
 import yaml
 
 from medfit.cli import VERBS
-from medfit.config import config_from_dict
+from medfit.commands.pipeline import finish_run
+from medfit.commands.vlm import vlm_run
+from medfit.config import config_from_dict, updated
 from medfit.errors import DataError
-from medfit.vlm.fit import load_images, load_run_classifier, predict_images, run_vlm
+from medfit.models.vlm import load_vlm_run
+from medfit.run_folder import RunFolder
+from medfit.vlm.fit import load_images, predict_images
+
+
+def run_vlm(cfg):
+    """The `medfit vlm` run as the verb composes it: fit/score, then evaluate and report."""
+    return finish_run(vlm_run(cfg)).path
 from medfit.vlm.tiny import build_tiny_vlm
 
 
@@ -35,8 +44,8 @@ def vlm_config(shared_data, tmp_path, name: str, finetune: str) -> dict:
         "train": {"progress_bar": False, "logger": "none"},
         "evaluate": {"bootstrap": 20},
         "vlm": {"model": str(tmp_path / "tiny-vlm"), "question": "Does this chest X-ray show pneumonia?",
-                "options": ["No pneumonia", "Pneumonia"], "finetune": finetune, "lora_r": 4, "lora_alpha": 8,
-                "epochs": 2, "batch_size": 4, "grad_accum_steps": 2, "lr": 0.005, "gradient_checkpointing": True,
+                "options": ["No pneumonia", "Pneumonia"], "finetune": finetune, "lora": {"r": 4, "alpha": 8},
+                "epochs": 2, "batch_size": 4, "grad_accum_steps": 2, "optim": {"lr": 0.005}, "gradient_checkpointing": True,
                 "device": "cpu", "eval_batch_size": 16},
     }
 
@@ -61,9 +70,9 @@ def test_zero_shot_run_through_the_cli(shared_data, tmp_path):
     path.write_text(yaml.safe_dump(cfg))
     import argparse
 
-    from medfit.vlm import cli
+    from medfit.commands import vlm as cli
 
-    assert VERBS["vlm"] == "medfit.vlm.cli"
+    assert "vlm" in VERBS
     parser = argparse.ArgumentParser()
     cli.add_arguments(parser)  # the verb module directly: building the whole CLI imports every stage
     assert cli.run(parser.parse_args([str(path), "--make-tiny"])) == 0
@@ -92,15 +101,15 @@ def test_lora_run_writes_adapters_and_its_predictions_reload(shared_data, tmp_pa
 
     manifest = Manifest(pd.read_csv(run_dir / "manifest.csv"), ["label"], ["NORMAL", "PNEUMONIA"], "binary").split("test")
     images, _ = load_images(manifest, cfg, "test")
-    probs = predict_images(load_run_classifier(run_dir), images, 16)
+    probs = predict_images(load_vlm_run(RunFolder(run_dir)).classifier, images, 16)
     np.testing.assert_allclose(probs[:, 1], test["prob"].to_numpy(), rtol=1e-6, atol=1e-7)
 
 
 def test_missing_model_fails_before_anything_is_written(shared_data, tmp_path):
     from medfit.errors import WeightsError
 
-    cfg = config_from_dict(vlm_config(shared_data, tmp_path, "missing", "lora"))
-    cfg.vlm.model = str(tmp_path / "no-such-model")
+    cfg = updated(config_from_dict(vlm_config(shared_data, tmp_path, "missing", "lora")),
+                  {"vlm.model": str(tmp_path / "no-such-model")})
     with pytest.raises(WeightsError, match="no-such-model"):
         run_vlm(cfg)
     assert not (tmp_path / "runs" / "missing").exists()

@@ -6,13 +6,16 @@ import pandas as pd
 import pytest
 import torch
 
-from medfit.config import ExperimentConfig
+from medfit.commands.pipeline import finish_run, train_run
+from medfit.config import ExperimentConfig, updated
 from medfit.data.manifest import Manifest, manifest_from_medmnist
-from medfit.data.volumes import StudyDataset, study_manifest
+from medfit.data.studies import study_manifest
 from medfit.errors import ConfigError, DataError
 from medfit.evaluate.augmented import (augmented_comparison, combine_probabilities, multilabel_metrics,
                                        study_predictions)
-from medfit.models.volume_models import GatedAttentionMIL, build_3d, build_volume_model
+from medfit.models import build_network
+from medfit.models.volume_models import GatedAttentionMIL, build_3d
+from medfit.train.inputs import dataset_for
 
 
 def _adrenal(shared_data, n=4) -> tuple[Manifest, np.ndarray]:
@@ -23,28 +26,28 @@ def _adrenal(shared_data, n=4) -> tuple[Manifest, np.ndarray]:
     return Manifest(m.df.head(n).copy(), m.label_columns, m.class_names, m.task), vols
 
 
-def _cfg(mode: str, k: int = 2) -> ExperimentConfig:
-    cfg = ExperimentConfig()
-    cfg.data.image_size, cfg.volume.mode, cfg.volume.neighbours, cfg.volume.key_slice = 28, mode, k, "centre"
-    return cfg
+def _cfg(mode: str, k: int = 2, **more) -> ExperimentConfig:
+    kind = {"model.kind": "monai3d", "model.name": "resnet10"} if mode == "3d" else {}
+    return updated(ExperimentConfig(), {"data.image_size": 28, "volume.mode": mode, "volume.neighbours": k,
+                                        "volume.key_slice": "centre", **kind, **more})
 
 
 def test_input_modes_hold_the_right_voxels(shared_data):
     m, vols = _adrenal(shared_data)
     v = vols.astype(np.float32) / 255
-    ds = StudyDataset(study_manifest(m, _cfg("2.5d")), _cfg("2.5d"), progress=False)
+    ds = dataset_for(study_manifest(m, _cfg("2.5d")), _cfg("2.5d"), progress=False)
     assert ds.images.shape == (4, 5, 28, 28)
     np.testing.assert_allclose(ds[1][0].numpy(), v[1, 12:17], atol=1e-3)  # centre 14 +- 2 as channels
-    ds = StudyDataset(m, _cfg("3d"), progress=False)
+    ds = dataset_for(m, _cfg("3d"), progress=False)
     assert ds.images.shape == (4, 1, 28, 28, 28)
     np.testing.assert_allclose(ds[2][0][0].numpy(), v[2], atol=1e-3)
-    ds = StudyDataset(m, _cfg("slice_set"), progress=False)
+    ds = dataset_for(m, _cfg("slice_set"), progress=False)
     assert ds.images.shape == (4, 28, 1, 28, 28)
     np.testing.assert_allclose(ds[0][0][:, 0].numpy(), v[0], atol=1e-3)
     sm = study_manifest(m, _cfg("slice", 1))  # slice mode with neighbours: 3 rows per study
     assert len(sm) == 12 and sm.df["offset"].tolist()[:3] == [-1, 0, 1]
     assert sm.df.groupby("study_id")["slice_index"].apply(list).iloc[0] == [13, 14, 15]
-    ds = StudyDataset(sm, _cfg("slice", 1), progress=False)
+    ds = dataset_for(sm, _cfg("slice", 1), progress=False)
     np.testing.assert_allclose(ds[5][0][0].numpy(), v[1, 15], atol=1e-3)
     assert ds[5][1].item() == m.labels()[1]
 
@@ -65,15 +68,14 @@ def test_mil_attention_is_a_distribution_and_pooling_ignores_slice_order():
 
 
 def test_volume_models_by_mode():
-    cfg = _cfg("2.5d", 1)
-    cfg.model.name = "test_resnet"
-    assert build_volume_model(cfg, 2)(torch.rand(2, 3, 28, 28)).shape == (2, 2)
-    cfg.volume.mode = "slice_set"
-    net = build_volume_model(cfg, 1)
+    cfg = _cfg("2.5d", 1, **{"model.name": "test_resnet"})
+    assert build_network(cfg, 2)(torch.rand(2, 3, 28, 28)).shape == (2, 2)
+    cfg = updated(cfg, {"volume.mode": "slice_set"})
+    net = build_network(cfg, 1)
     assert isinstance(net, GatedAttentionMIL) and net(torch.rand(2, 5, 1, 28, 28)).shape == (2, 1)
     net = build_3d("resnet10", 1, 1, {"conv1_t_stride": 1})
     assert net(torch.rand(2, 1, 16, 16, 16)).shape == (2, 1)
-    with pytest.raises(ConfigError, match="net3d"):
+    with pytest.raises(ConfigError, match="model.name 'vgg3d'"):
         build_3d("vgg3d", 1, 1)
 
 
@@ -117,21 +119,20 @@ def test_multilabel_per_label_macro_and_any():
 
 
 def _train_cfg(tmp_path, mode: str, **volume) -> ExperimentConfig:
-    cfg = ExperimentConfig(name=f"adrenal-{mode}", output_dir=str(tmp_path))
-    d = cfg.data
-    d.source, d.root, d.task, d.image_size, d.limit_per_split = "medmnist", "adrenalmnist3d/adrenalmnist3d.npz", "binary", 28, 24
-    cfg.model.name = "test_resnet"
-    cfg.train.epochs, cfg.train.batch_size, cfg.train.logger, cfg.train.progress_bar = 1, 16, "none", False
-    cfg.evaluate.bootstrap = 20
-    cfg.volume.mode = mode
-    for k, v in volume.items():
-        setattr(cfg.volume, k, v)
-    return cfg
+    return updated(ExperimentConfig(), {
+        "name": f"adrenal-{mode}", "output_dir": str(tmp_path), "data.source": "medmnist",
+        "data.root": "adrenalmnist3d/adrenalmnist3d.npz", "data.task": "binary", "data.image_size": 28,
+        "data.limit_per_split": 24, "model.name": "test_resnet", "train.epochs": 1, "train.batch_size": 16,
+        "train.logger": "none", "train.progress_bar": False, "evaluate.bootstrap": 20, "volume.mode": mode,
+        **{f"volume.{k}": v for k, v in volume.items()}})
+
+
+def train(cfg, data_dir):
+    """`medfit train` as the verb composes it; the run folder's path."""
+    return finish_run(train_run(cfg, data_dir)).path
 
 
 def test_train_slice_set_and_augmented_slice_runs(shared_data, tmp_path):
-    from medfit.train.fit import train
-
     run = train(_train_cfg(tmp_path, "slice_set", slices=8), data_dir=str(shared_data))
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0.0 <= metrics["splits"]["test"]["auc"] <= 1.0
@@ -160,8 +161,6 @@ def test_patient_any_is_positive_when_any_label_on_any_row_is():
 
 def test_multilabel_3d_study_run_writes_per_label_and_any(shared_data, tmp_path):
     """Two real labels per AdrenalMNIST3D volume: adrenal mass, and a gland larger than the median (from the voxels)."""
-    from medfit.train.fit import train
-
     path = shared_data / "adrenalmnist3d" / "adrenalmnist3d.npz"
     rows = []
     with np.load(path) as z:
@@ -172,9 +171,9 @@ def test_multilabel_3d_study_run_writes_per_label_and_any(shared_data, tmp_path)
                 rows.append({"image": f"{path}::{split}_images::{i}", "mass": int(labels[i]),
                              "large": int(size[i] > np.median(size)), "patient_id": f"{split}{i}", "split": split})
     pd.DataFrame(rows).to_csv(tmp_path / "m.csv", index=False)
-    cfg = _train_cfg(tmp_path, "2.5d", neighbours=1)
-    cfg.data.source, cfg.data.root, cfg.data.task, cfg.data.limit_per_split = "csv", str(tmp_path / "m.csv"), "multilabel", 0
-    cfg.data.label_columns = ["mass", "large"]
+    cfg = updated(_train_cfg(tmp_path, "2.5d", neighbours=1), {
+        "data.source": "csv", "data.root": str(tmp_path / "m.csv"), "data.task": "multilabel",
+        "data.limit_per_split": 0, "data.label_columns": ["mass", "large"]})
     run = train(cfg, data_dir=str(shared_data))
     pred = pd.read_csv(run / "predictions.csv")
     assert {"prob_mass", "prob_large"} <= set(pred.columns) and len(pred) == 48

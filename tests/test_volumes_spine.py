@@ -6,13 +6,14 @@ import pandas as pd
 
 from medfit.cli import main
 from medfit.config import load_config
+from medfit.run_folder import RunFolder
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "spine-ovcf.yaml"
 
 
 def test_spine_ovcf_config_runs_end_to_end(shared_data, tmp_path):
-    from medfit.evaluate.augmented import key_slice_saliency
-    from medfit.train.fit import train
+    from medfit.commands.pipeline import finish_run, train_run
+    from medfit.explain.gallery import key_slice_saliency
 
     csv = pd.read_csv(CONFIG.parent / "spine-ovcf.csv")
     csv["image"] = [str((CONFIG.parent / p).resolve()) for p in csv["image"]]
@@ -30,7 +31,7 @@ def test_spine_ovcf_config_runs_end_to_end(shared_data, tmp_path):
     assert main(["preprocess", str(CONFIG), "--set", *overrides]) == 0
     entries = sorted(p.name for p in (tmp_path / ".cache").rglob("*.npz"))
     assert len(entries) == 3 * 12
-    run = train(cfg)
+    run = finish_run(train_run(cfg)).path
     assert sorted(p.name for p in (tmp_path / ".cache").rglob("*.npz")) == entries
     pred = pd.read_csv(run / "predictions.csv")
     assert len(pred) == 3 * 8 and set(pred["offset"]) == {-1, 0, 1}
@@ -40,5 +41,5 @@ def test_spine_ovcf_config_runs_end_to_end(shared_data, tmp_path):
     aug = json.loads((run / "augmented.json").read_text())
     assert aug["splits"]["test"]["studies"] == 4 and aug["rule"] == "mean_prob"
     assert 0 <= aug["splits"]["test"]["p_value"] <= 1
-    pngs = key_slice_saliency(run, "test", cases=2)
+    pngs = key_slice_saliency(RunFolder(run), "test", cases=2)
     assert len(pngs) == 2 and all(p.stat().st_size > 1000 for p in pngs)

@@ -22,7 +22,6 @@ from medfit.io.medmnist import is_npz_ref
 from medfit.preprocess.cache import array_digest
 
 
-
 def _views(base: float = 0.08, zooms=(0.97, 0.94, 0.91, 0.88), extra: float = 0.04) -> list[list[float]]:
     """Trims (top, bottom, left, right) of each hashed view: the reference, centred zooms, one side, one corner."""
     views = [[base] * 4]

@@ -1,4 +1,4 @@
-"""The audit's findings: a plain-words summary line, ``audit.json``, a findings table, and the errors that stop training."""
+"""The audit's findings: a plain-words summary line, the audit record, a findings table, and the errors that stop training."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,9 @@ from typing import Any
 
 import pandas as pd
 
-MAX_LISTED = 5  # findings spelled out in an error line; the rest are in audit.json
+from medfit.run_folder import Folder
+
+MAX_LISTED = 5  # findings spelled out in an error line; the rest are in the audit record
 
 
 @dataclass
@@ -118,7 +120,7 @@ class AuditResult:
         return pd.DataFrame(rows, columns=["finding", "severity", "splits", "labels", "images"])
 
     def to_dict(self) -> dict:
-        """Everything as plain data (the content of audit.json)."""
+        """Everything as plain data (the audit record written into the run folder)."""
         return {
             "summary": self.summary, "ok": self.ok, "images": self.images, "skipped": self.skipped,
             "near_threshold": self.near_threshold, "errors": self.errors, "warnings": self.warnings,
@@ -126,11 +128,7 @@ class AuditResult:
             "removed": self.removed, "timing": self.timing,
         }
 
-    def write(self, folder: str | Path) -> Path:
-        """Write ``audit.json`` and ``audit_findings.csv`` into ``folder``; returns the JSON path."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / "audit.json"
-        path.write_text(json.dumps(self.to_dict(), indent=1, default=str))
-        self.table().to_csv(folder / "audit_findings.csv", index=False)
-        return path
+    def write(self, folder: Folder) -> Path:
+        """Write the audit (JSON) and its findings table (CSV) into a run or study folder; returns the JSON path."""
+        folder.write_csv("audit_findings", self.table())
+        return folder.write_json("audit", json.loads(json.dumps(self.to_dict(), default=str)))

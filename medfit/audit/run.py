@@ -23,6 +23,7 @@ from medfit.audit.result import AuditResult
 from medfit.audit.shortcuts import shortcut_signals
 from medfit.config import AuditConfig
 from medfit.errors import DataError
+from medfit.run_folder import Folder
 
 log = logging.getLogger(__name__)
 
@@ -217,10 +218,10 @@ def audit_cache_dir(cfg) -> Path:
     return Path(cfg.preprocess.cache_dir or Path(cfg.output_dir) / ".cache") / "audit"
 
 
-def run_audit(cfg, manifest, run_dir: str | Path | None, log_findings: bool = True) -> AuditResult:
-    """Audit the experiment's manifest before training: write <run_dir>/audit.json, log the summary line, and raise
-    DataError on leaks and label conflicts unless ``audit.dedupe`` removed them. ``result.manifest`` is the manifest
-    to train on (training-side copies dropped when deduping)."""
+def run_audit(cfg, manifest, folder: Folder | None, log_findings: bool = True) -> AuditResult:
+    """Audit the experiment's manifest before training: write the audit into ``folder`` (a run or study folder), log
+    the summary line, and raise DataError on leaks and label conflicts unless ``audit.dedupe`` removed them.
+    ``result.manifest`` is the manifest to train on (training-side copies dropped when deduping)."""
     if not cfg.audit.enabled:
         result = AuditResult(images=len(manifest.df), kept=manifest.df, skipped=True)
         result.manifest = manifest
@@ -228,7 +229,7 @@ def run_audit(cfg, manifest, run_dir: str | Path | None, log_findings: bool = Tr
     result = audit_manifest(manifest.df, list(manifest.label_columns), list(manifest.class_names), manifest.task,
                             cfg.audit, audit_cache_dir(cfg), cfg.seed)
     result.manifest = dataclasses.replace(manifest, df=result.kept) if result.removed else manifest
-    json_path = result.write(run_dir) if run_dir is not None else None
+    json_path = result.write(folder) if folder is not None else None
     if log_findings:
         log.info("%s", result.summary)
         for text in result.warnings:

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
+from medfit.commands.pipeline import finish_run, train_run
+from medfit.config import load_config
 from medfit.errors import DataError
+from medfit.report.summary import print_summary
+from medfit.run_folder import RunFolder
 
 DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "chest-xray-demo.yaml"
 DATASET = "chest-xray-pneumonia-224"
@@ -17,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help=f"folder holding {DATASET}/ (else $MEDFIT_DATA, else ../shared/data)")
     parser.add_argument("--config", default=str(DEMO_CONFIG), help="demo config (default: configs/chest-xray-demo.yaml)")
     parser.add_argument("--name", help="run name (default: chest-xray-demo, with a numeric suffix if taken)")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
+    parser.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="override config keys; repeatable")
 
 
 def find_data_dir(explicit: str | None) -> Path:
@@ -34,7 +38,7 @@ def find_data_dir(explicit: str | None) -> Path:
 def free_name(output_dir: Path, name: str) -> str:
     """``name``, or ``name-2``, ``name-3``... when a run folder already holds a finished run."""
     candidate, i = name, 1
-    while (output_dir / candidate / "checkpoints" / "last.ckpt").exists():
+    while RunFolder.of(output_dir, candidate).has_checkpoint:
         i += 1
         candidate = f"{name}-{i}"
     return candidate
@@ -42,13 +46,9 @@ def free_name(output_dir: Path, name: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``medfit demo``."""
-    from medfit.config import load_config
-    from medfit.report.summary import print_summary
-    from medfit.train.fit import train
-
     data_dir = find_data_dir(args.data)
-    cfg = load_config(args.config, args.set)
-    cfg.name = args.name or free_name(Path(cfg.output_dir), cfg.name)
-    run_dir = train(cfg, data_dir=str(data_dir))
-    print_summary(run_dir, json.loads((run_dir / "metrics.json").read_text()))
+    cfg = load_config(args.config, args.overrides)
+    name = args.name or free_name(Path(cfg.output_dir), cfg.name)
+    cfg = load_config(args.config, [*args.overrides, f"name={name}"])
+    print_summary(finish_run(train_run(cfg, data_dir=str(data_dir))))
     return 0

@@ -1,54 +1,35 @@
-"""Datasets that turn manifest rows into tensors, preloaded once through the preprocessing cache."""
+"""Datasets of prepared model inputs (held in memory) and the epoch-seeded sampler that orders them."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 from tqdm.auto import tqdm
 
-from medfit.config import ExperimentConfig
 from medfit.data.manifest import Manifest
 
 
-class ImageDataset(Dataset):
-    """Preprocessed images of one manifest (held in memory) with their labels and row indices."""
+class PreparedDataset(Dataset):
+    """Every row of a manifest turned into a model input by ``load(row)`` once, held in memory, with its label."""
 
-    def __init__(self, manifest: Manifest, cfg: ExperimentConfig, progress: bool = True, desc: str = "loading"):
-        from medfit.preprocess import cached_preprocess, load_prepared
-
+    def __init__(self, manifest: Manifest, load: Callable[[object], np.ndarray], progress: bool = True,
+                 desc: str = "loading", dtype=np.float32):
         self.manifest = manifest
-        d = cfg.data
-        pre = cached_preprocess(cfg)
-        refs = manifest.df["image"].tolist()
-        first = load_prepared(refs[0], pre, d.image_size, d.channels) if refs else None
-        shape = (len(refs), *first.shape) if first is not None else (0, d.channels, d.image_size, d.image_size)
-        images = np.empty(shape, dtype=np.float32)
-        for i, ref in enumerate(tqdm(refs, desc=desc, disable=not progress, leave=False)):
-            images[i] = first if i == 0 else load_prepared(ref, pre, d.image_size, d.channels)
+        rows = [row for _, row in manifest.df.iterrows()]
+        first = load(rows[0]) if rows else np.zeros((1, 1, 1), np.float32)
+        images = np.empty((len(rows), *first.shape), dtype=dtype)
+        for i, row in enumerate(tqdm(rows, desc=desc, disable=not progress, leave=False)):
+            images[i] = first if i == 0 else load(row)
         self.images = torch.from_numpy(images)
-        labels = manifest.labels()
-        self.labels = torch.from_numpy(labels.astype(np.float32 if manifest.task != "multiclass" else np.int64))
+        self.labels = manifest.target.label_tensor(manifest.labels())
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, i: int):
-        return self.images[i], self.labels[i], i
-
-
-def class_balance_weights(manifest: Manifest) -> torch.Tensor:
-    """Per-class loss weights (binary: the positive-class weight n_neg / n_pos)."""
-    y = manifest.labels()
-    if manifest.task == "binary":
-        pos = max(float(y.sum()), 1.0)
-        return torch.tensor([(len(y) - pos) / pos], dtype=torch.float32)
-    if manifest.task == "multilabel":
-        pos = np.clip(y.sum(axis=0), 1, None)
-        return torch.tensor((len(y) - pos) / pos, dtype=torch.float32)
-    counts = np.bincount(y, minlength=manifest.num_outputs).clip(min=1)
-    return torch.tensor(len(y) / (len(counts) * counts), dtype=torch.float32)
+        return self.images[i].float(), self.labels[i], i
 
 
 class EpochSeededSampler(Sampler[int]):

@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 
 from medfit.config import DataConfig, ExperimentConfig
+from medfit.data.splits import assign_validation_split, limit_per_split
 from medfit.errors import DataError
+from medfit.task import Task
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".nii", ".gz"}
 BASE_COLUMNS = ["image", "patient_id", "site", "split"]
@@ -18,7 +20,7 @@ BASE_COLUMNS = ["image", "patient_id", "site", "split"]
 
 @dataclass
 class Manifest:
-    """A table of images with label column(s), patient ids, sites and splits."""
+    """A table of images with label column(s), patient ids, sites and splits (image and mask paths absolute)."""
 
     df: pd.DataFrame
     label_columns: list[str] = field(default_factory=lambda: ["label"])
@@ -29,39 +31,36 @@ class Manifest:
         return len(self.df)
 
     @property
+    def target(self) -> Task:
+        """What is predicted from these rows (kind, classes, label columns)."""
+        return Task.of(self)
+
+    @property
     def num_outputs(self) -> int:
         """Width of the model's output: 1 for binary, classes for multiclass, labels for multilabel."""
-        if self.task == "binary":
-            return 1
-        if self.task == "multilabel":
-            return len(self.label_columns)
-        return len(self.class_names)
+        return self.target.num_outputs
+
+    def with_df(self, df: pd.DataFrame) -> "Manifest":
+        """The same labels and classes over other rows (index reset)."""
+        return Manifest(df.reset_index(drop=True), list(self.label_columns), list(self.class_names), self.task)
 
     def split(self, name: str) -> "Manifest":
         """The rows of one split."""
-        return Manifest(self.df[self.df["split"] == name].reset_index(drop=True), self.label_columns, self.class_names, self.task)
+        return self.with_df(self.df[self.df["split"] == name])
 
     def labels(self) -> np.ndarray:
         """Labels as an array: (N,) ints for binary/multiclass, (N, L) for multilabel."""
-        if self.task == "multilabel":
-            return self.df[self.label_columns].to_numpy(dtype=np.float32)
-        return self.df[self.label_columns[0]].to_numpy(dtype=np.int64)
+        return self.target.labels(self.df)
 
     def counts(self) -> pd.DataFrame:
         """Images per split and class (for summaries and reports)."""
-        if self.task == "multilabel":
+        if self.target.is_multilabel:
             return self.df.groupby("split")[self.label_columns].sum()
         col = self.label_columns[0]
         table = self.df.groupby(["split", col]).size().unstack(fill_value=0)
         if self.class_names:
             table.columns = [self.class_names[int(c)] for c in table.columns]
         return table
-
-    def to_csv(self, path: str | Path) -> None:
-        """Write the manifest as CSV."""
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.df.to_csv(path, index=False)
-
 
 def _label_index(values: pd.Series, class_names: list[str], source: str) -> tuple[pd.Series, list[str]]:
     """Map label values (names or integers) to 0..K-1 indices; unknown labels are an error."""
@@ -97,7 +96,7 @@ def manifest_from_folder_tree(root: str | Path, patient_regex: str = r"(person\d
     Patient ids come from the file name by ``patient_regex``; a file that does not match is its own patient.
     ``patient_scope="split"`` prefixes ids with the split folder, for sets whose numbering restarts per folder.
     """
-    root = Path(root)
+    root = Path(root).resolve()
     if not root.is_dir():
         raise DataError(f"{root}: folder not found; expected <split>/<CLASS>/<image> subfolders")
     split_dirs = [d for d in sorted(root.iterdir()) if d.is_dir() and d.name.lower() in {"train", "val", "test", "external"}]
@@ -125,7 +124,7 @@ def manifest_from_folder_tree(root: str | Path, patient_regex: str = r"(person\d
 
 def manifest_from_medmnist(npz_path: str | Path, class_names: list[str] | None = None, task: str | None = None) -> Manifest:
     """Import a MedMNIST ``.npz`` (keys ``train_images``, ``train_labels``, ...); image refs are ``npz::key::index``."""
-    npz_path = Path(npz_path)
+    npz_path = Path(npz_path).resolve()
     if not npz_path.is_file():
         raise DataError(f"{npz_path}: MedMNIST file not found")
     with np.load(npz_path) as data:
@@ -156,6 +155,16 @@ def manifest_from_medmnist(npz_path: str | Path, class_names: list[str] | None =
     return Manifest(df, ["label"], names, task or ("binary" if k <= 2 else "multiclass"))
 
 
+def absolute_ref(ref, base: Path) -> str:
+    """An image or mask reference made absolute against ``base`` (the manifest CSV's folder); npz refs keep their
+    ``::key::index`` tail."""
+    ref = str(ref)
+    path, sep, tail = ref.partition("::")
+    if not os.path.isabs(path):
+        path = os.path.normpath(base.resolve() / path)
+    return path + sep + tail
+
+
 def manifest_from_csv(path: str | Path, cfg: DataConfig) -> Manifest:
     """Import a user CSV with image, label column(s), patient, site and split columns."""
     path = Path(path)
@@ -166,8 +175,9 @@ def manifest_from_csv(path: str | Path, cfg: DataConfig) -> Manifest:
     if missing:
         raise DataError(f"{path}: missing columns {missing}; found {list(df.columns)}")
     df = df.rename(columns={cfg.image_column: "image", cfg.patient_column: "patient_id", cfg.site_column: "site"})
-    base = path.parent
-    df["image"] = [str(p) if "::" in str(p) or os.path.isabs(str(p)) else str(base / str(p)) for p in df["image"]]
+    df["image"] = [absolute_ref(p, path.parent) for p in df["image"]]
+    if "mask" in df.columns:
+        df["mask"] = [absolute_ref(p, path.parent) if isinstance(p, str) and p.strip() else None for p in df["mask"]]
     if "patient_id" not in df.columns:
         df["patient_id"] = [patient_from_name(Path(p).name, cfg.patient_regex) for p in df["image"]]
     df["patient_id"] = df["patient_id"].astype(str)
@@ -214,8 +224,6 @@ def resolve_root(cfg: DataConfig, data_dir: Path) -> Path:
 
 def build_manifest(cfg: ExperimentConfig, data_dir: str | None = None) -> Manifest:
     """Build the experiment's manifest: import, subsample, draw the val split, refuse patient leaks."""
-    from medfit.data.splits import assign_validation_split, limit_per_split
-
     d = cfg.data
     root = resolve_root(d, resolve_data_dir(d, data_dir))
     if d.source == "folder":

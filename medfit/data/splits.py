@@ -1,19 +1,19 @@
 """Patient-grouped, stratified splits drawn from the training pool."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
-from medfit.data.manifest import Manifest
 from medfit.errors import DataError
+
+if TYPE_CHECKING:  # the manifest module imports this one
+    from medfit.data.manifest import Manifest
 
 
 def _strata(manifest: Manifest) -> np.ndarray:
-    if manifest.task == "multilabel":
-        # stratify on the most frequent positive label of each row (0 when none)
-        y = manifest.df[manifest.label_columns].to_numpy()
-        return np.where(y.any(axis=1), y.argmax(axis=1) + 1, 0)
-    return manifest.df[manifest.label_columns[0]].to_numpy()
+    return manifest.target.strata(manifest.df)
 
 
 def assign_validation_split(manifest: Manifest, fraction: float, seed: int = 0) -> Manifest:
@@ -23,7 +23,7 @@ def assign_validation_split(manifest: Manifest, fraction: float, seed: int = 0) 
     if len(pool) == 0:
         raise DataError("no training rows to draw a validation split from (need split == 'train')")
     n_splits = max(2, int(round(1.0 / fraction)))
-    sub = Manifest(df.iloc[pool].reset_index(drop=True), manifest.label_columns, manifest.class_names, manifest.task)
+    sub = manifest.with_df(df.iloc[pool])
     groups = sub.df["patient_id"].to_numpy()
     if len(set(groups)) < n_splits:
         raise DataError(f"only {len(set(groups))} patients in the training pool; cannot hold out {fraction:.0%} by patient")
@@ -31,7 +31,7 @@ def assign_validation_split(manifest: Manifest, fraction: float, seed: int = 0) 
     _, val_idx = next(folds.split(np.zeros(len(sub)), _strata(sub), groups))
     split_col = df.columns.get_loc("split")
     df.iloc[pool[val_idx], split_col] = "val"
-    return Manifest(df, manifest.label_columns, manifest.class_names, manifest.task)
+    return manifest.with_df(df)
 
 
 def limit_per_split(manifest: Manifest, limit: int, seed: int = 0) -> Manifest:
@@ -41,8 +41,7 @@ def limit_per_split(manifest: Manifest, limit: int, seed: int = 0) -> Manifest:
     for _, idx in manifest.df.groupby("split").indices.items():
         idx = np.asarray(idx)
         keep.extend(sorted(rng.permutation(idx)[:limit]) if len(idx) > limit else idx)
-    df = manifest.df.iloc[sorted(keep)].reset_index(drop=True)
-    return Manifest(df, manifest.label_columns, manifest.class_names, manifest.task)
+    return manifest.with_df(manifest.df.iloc[sorted(keep)])
 
 
 def patient_kfold(manifest: Manifest, n_splits: int, seed: int = 0):

@@ -1,15 +1,13 @@
 """Augmented prediction (key slice +- k combined per study) and multilabel metrics with a derived "any" label."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from medfit.errors import DataError
 from medfit.evaluate.stats import delong_test
+from medfit.run_folder import RunFolder
 
 RULES = ("mean_prob", "max", "mean_logit")
 
@@ -66,22 +64,19 @@ def augmented_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def evaluate_augmented(run_dir: str | Path, rule: str | None = None) -> dict:
-    """Write ``augmented.json`` and ``augmented.md`` of a run (binary task, slice mode with neighbours)."""
-    from medfit.config import load_config
-
-    run_dir = Path(run_dir)
-    cfg = load_config(run_dir / "config.yaml")
+def evaluate_augmented(run: RunFolder, rule: str | None = None) -> dict:
+    """Write the run's augmented-prediction results, table and study predictions (binary task, slice mode with
+    neighbours)."""
+    cfg = run.read_config()
     rule = rule or cfg.volume.combine
-    pred = pd.read_csv(run_dir / "predictions.csv")
     label = cfg.data.label_columns[0]
-    studies = study_predictions(pred, label, rule)
+    studies = study_predictions(run.read_predictions(), label, rule)
     results = {"rule": rule, "neighbours": cfg.volume.neighbours, "splits": {}}
     for split, part in studies.groupby("split", sort=False):
         results["splits"][split] = augmented_comparison(part, label)
-    studies.to_csv(run_dir / "study_predictions.csv", index=False)
-    (run_dir / "augmented.json").write_text(json.dumps(results, indent=2))
-    (run_dir / "augmented.md").write_text(augmented_table(results) + "\n")
+    run.write_csv("study_predictions", studies)
+    run.write_json("augmented", results)
+    run.write_text("augmented_table", augmented_table(results) + "\n")
     return results
 
 
@@ -114,39 +109,6 @@ def multilabel_metrics(y: np.ndarray, p: np.ndarray, names: list[str], threshold
     return {"per_label": per_label, "macro": macro, "any": scores(y.max(axis=1), p_any)}
 
 
-def key_slice_saliency(run_dir: str | Path, split: str = "test", cases: int = 4, method: str = "gradcam") -> list[Path]:
-    """Saliency overlays of the key slices (offset 0, prepared exactly as in training) of a slice-mode study run,
-    written to ``plots/saliency_studies/``; ``medfit explain`` reads plain image references only."""
-    import torch
-
-    from medfit.data.volumes import StudyLoader
-    from medfit.evaluate.run import load_run_config
-    from medfit.explain.gallery import saliency_maps
-    from medfit.explain.overlay import probability_caption, write_overlay
-    from medfit.train.checkpoint import load_trained_model
-
-    run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
-    if cfg.volume.mode != "slice":
-        raise DataError(f"{run_dir}: key-slice saliency is for slice-mode runs (volume.mode is {cfg.volume.mode!r})")
-    manifest = pd.read_csv(run_dir / "manifest.csv")
-    pred = pd.read_csv(run_dir / "predictions.csv")
-    keys = ["image", "study_id", "offset"] if "offset" in pred else ["image", "slice_index"]
-    rows = manifest.merge(pred[keys + ["prob"]], on=keys)
-    rows = rows[(rows["split"] == split) & ((rows["offset"] == 0) if "offset" in rows else True)].head(cases)
-    model = load_trained_model(run_dir, cfg)
-    loader = StudyLoader(cfg)
-    images = torch.from_numpy(np.stack([loader.study(r) for _, r in rows.iterrows()])).float()
-    maps = saliency_maps(model, images, method)
-    out, names, label = run_dir / "plots" / "saliency_studies", list(cfg.data.class_names), cfg.data.label_columns[0]
-    paths = []
-    for i, (_, r) in enumerate(rows.iterrows()):
-        caption = probability_caption(float(r["prob"]), names[-1], names[int(r[label])])
-        name = Path(str(r["study_id"])).name.replace("#", "_vb")
-        paths.append(write_overlay(out / f"{i:02d}_{name}_{method}.png", images[i].numpy(), maps[i], caption))
-    return paths
-
-
 def patient_any(pred: pd.DataFrame, labels: list[str], group: str = "patient_id") -> pd.DataFrame:
     """Per patient (or study): "any" label = any label positive on any row; its probability the max over both."""
     missing = [c for c in [group, *labels, *(f"prob_{n}" for n in labels)] if c not in pred.columns]
@@ -158,15 +120,12 @@ def patient_any(pred: pd.DataFrame, labels: list[str], group: str = "patient_id"
     return out.groupby([group, "split"], sort=False).max().reset_index()
 
 
-def evaluate_any_label(run_dir: str | Path) -> dict:
-    """Write ``multilabel_any.json``: per split, per-label and macro metrics of the rows, and the patient-level
-    derived "any" label (AUC, sensitivity/specificity at 0.5)."""
-    from medfit.config import load_config
-
-    run_dir = Path(run_dir)
-    cfg = load_config(run_dir / "config.yaml")
+def evaluate_any_label(run: RunFolder) -> dict:
+    """Write the run's multilabel results: per split, per-label and macro metrics of the rows, and the
+    patient-level derived "any" label (AUC, sensitivity/specificity at 0.5)."""
+    cfg = run.read_config()
     labels = list(cfg.data.label_columns)
-    pred = pd.read_csv(run_dir / "predictions.csv")
+    pred = run.read_predictions()
     group = "study_id" if "study_id" in pred else "patient_id"
     results = {"group": group, "splits": {}}
     for split, part in pred.groupby("split", sort=False):
@@ -178,5 +137,5 @@ def evaluate_any_label(run_dir: str | Path) -> dict:
                                 "sensitivity": float(hit[pos].mean()) if pos.any() else None,
                                 "specificity": float((~hit[~pos]).mean()) if (~pos).any() else None}
         results["splits"][split] = rows
-    (run_dir / "multilabel_any.json").write_text(json.dumps(results, indent=2))
+    run.write_json("multilabel_any", results)
     return results

@@ -1,31 +1,26 @@
 """Paired comparison of two runs on the same cases: DeLong test of the AUC difference per split."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
 from medfit.errors import DataError
 from medfit.evaluate.stats import delong_test
+from medfit.run_folder import RunFolder
 
 
-def _binary_predictions(run_dir: Path) -> tuple[pd.DataFrame, str]:
-    from medfit.evaluate.run import load_run_config
-
-    cfg = load_run_config(run_dir)
-    path = run_dir / "predictions.csv"
-    if not path.is_file():
-        raise DataError(f"{path}: not found; train or predict first")
+def _binary_predictions(run: RunFolder) -> tuple[pd.DataFrame, str]:
+    cfg = run.read_config()
+    pred = run.read_predictions()
     if cfg.data.task != "binary":
-        raise DataError(f"{run_dir}: task {cfg.data.task!r}; the DeLong comparison here is for binary runs")
-    return pd.read_csv(path), cfg.data.label_columns[0]
+        raise DataError(f"{run.path}: task {cfg.data.task!r}; the DeLong comparison here is for binary runs")
+    return pred, cfg.data.label_columns[0]
 
 
-def compare_runs(run_a: str | Path, run_b: str | Path, splits: list[str] | None = None, level: float = 0.95) -> dict:
+def compare_runs(run_a: RunFolder, run_b: RunFolder, splits: list[str] | None = None, level: float = 0.95) -> dict:
     """DeLong paired test per split, on the cases both runs predicted (matched by image and split)."""
-    run_a, run_b = Path(run_a), Path(run_b)
     pa, label_a = _binary_predictions(run_a)
     pb, label_b = _binary_predictions(run_b)
+    run_a, run_b = run_a.path, run_b.path
     merged = pa[["image", "split", label_a, "prob"]].merge(
         pb[["image", "split", label_b, "prob"]], on=["image", "split"], suffixes=("_a", "_b"))
     if merged.empty:

@@ -1,11 +1,14 @@
-"""Extra sections of metrics.json: calibration (+ temperature scaling), Wilson CIs, per-class, per-site metrics."""
+"""Extra sections of the metrics: calibration (+ temperature scaling), Wilson CIs, per-class, per-site metrics."""
 from __future__ import annotations
 
 import pandas as pd
 
 from medfit.config import ExperimentConfig
 from medfit.evaluate.calibration import apply_temperature, calibration_metrics, fit_temperature
+from medfit.evaluate.multiclass import multiclass_metrics
+from medfit.evaluate.sites import site_table
 from medfit.evaluate.stats import delong_auc_ci, proportion_intervals
+from medfit.task import Task
 
 
 def extend_binary(result: dict, pred: pd.DataFrame, label: str, cfg: ExperimentConfig) -> dict:
@@ -32,8 +35,6 @@ def extend_binary(result: dict, pred: pd.DataFrame, label: str, cfg: ExperimentC
             auc, lo, hi = delong_auc_ci(y, p, e.ci_level)
             entry["auc_delong_ci"] = [lo, hi]
     if "site" in pred and pred["site"].nunique() > 1:
-        from medfit.evaluate.protocols import site_table
-
         result["sites"] = site_table(pred[pred["split"] != "train"], label, result["threshold"]["value"],
                                      bootstrap=min(e.bootstrap, 200), level=e.ci_level, seed=cfg.seed)
     return result
@@ -41,8 +42,6 @@ def extend_binary(result: dict, pred: pd.DataFrame, label: str, cfg: ExperimentC
 
 def extend_multiclass(result: dict, pred: pd.DataFrame, label: str, prob_cols: list[str], cfg: ExperimentConfig) -> dict:
     """Per split: weighted OvR AUC, per-class sensitivity/specificity/AUC and the confusion matrix."""
-    from medfit.evaluate.multiclass import multiclass_metrics
-
     names = list(cfg.data.class_names) or [c.removeprefix("prob_") for c in prob_cols]
     for split, entry in result["splits"].items():
         part = pred[pred["split"] == split]
@@ -55,10 +54,9 @@ def extend_multiclass(result: dict, pred: pd.DataFrame, label: str, prob_cols: l
 
 def extend_metrics(result: dict, pred: pd.DataFrame, cfg: ExperimentConfig) -> dict:
     """Add the clinical sections for the config's task (called by evaluate_predictions)."""
-    d = cfg.data
-    if d.task == "binary":
-        return extend_binary(result, pred, d.label_columns[0], cfg)
-    if d.task == "multiclass":
-        cols = [c for c in pred.columns if c.startswith("prob_")]
-        return extend_multiclass(result, pred, d.label_columns[0], cols, cfg)
+    task = Task.of(cfg.data)
+    if task.is_binary:
+        return extend_binary(result, pred, task.label, cfg)
+    if task.is_multiclass:
+        return extend_multiclass(result, pred, task.label, task.probability_columns, cfg)
     return result

@@ -8,6 +8,8 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from medfit.errors import DataError
 
+FOLD_METRICS = ["auc", "accuracy", "sensitivity", "specificity", "ppv", "npv", "f1"]
+
 
 def _safe_div(a: float, b: float) -> float:
     return float(a / b) if b else float("nan")

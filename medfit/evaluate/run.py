@@ -1,32 +1,30 @@
-"""Score a run folder's predictions.csv and write metrics.json."""
+"""Score a run's predictions table and write its metrics."""
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, roc_auc_score
 
-from medfit.config import EvaluateConfig, ExperimentConfig, config_from_dict
+from medfit.config import EvaluateConfig, ExperimentConfig
 from medfit.errors import DataError
+from medfit.evaluate.extended import extend_metrics
 from medfit.evaluate.metrics import bootstrap_ci, choose_threshold, fast_binary_metrics
+from medfit.run_folder import RunFolder, json_safe
+from medfit.task import Task
 
 SPLIT_ORDER = ["train", "val", "test", "external"]
 
 
 def _clean(value):
-    """JSON-safe numbers (NaN -> None)."""
+    """JSON-safe numbers (NaN -> None), floats rounded to 6 decimals."""
+    value = json_safe(value)
     if isinstance(value, dict):
         return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, list):
         return [_clean(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return None if math.isnan(value) else round(float(value), 6)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
+    return round(value, 6) if isinstance(value, float) else value
 
 
 def _ordered_splits(splits) -> list[str]:
@@ -37,7 +35,7 @@ def evaluate_binary(pred: pd.DataFrame, label: str, cfg: EvaluateConfig, seed: i
     """Threshold from val, then every split's metrics with stratified bootstrap CIs."""
     val = pred[pred["split"] == "val"]
     if val.empty:
-        raise DataError("predictions.csv has no 'val' rows; the threshold is chosen on validation")
+        raise DataError("the predictions have no 'val' rows; the threshold is chosen on validation")
     threshold = choose_threshold(val[label].to_numpy(), val["prob"].to_numpy(), cfg.threshold, cfg.threshold_value)
     metric = fast_binary_metrics(threshold)
     splits = {}
@@ -94,41 +92,22 @@ def evaluate_multilabel(pred: pd.DataFrame, labels: list[str], cfg: EvaluateConf
 
 def evaluate_predictions(pred: pd.DataFrame, cfg: ExperimentConfig) -> dict:
     """Metrics for a predictions table under the config's task and evaluation settings."""
-    d, e = cfg.data, cfg.evaluate
-    if d.task == "binary":
-        result = evaluate_binary(pred, d.label_columns[0], e, cfg.seed)
-    elif d.task == "multiclass":
-        cols = [c for c in pred.columns if c.startswith("prob_")]
-        result = evaluate_multiclass(pred, d.label_columns[0], cols, e, cfg.seed)
+    task, e = Task.of(cfg.data), cfg.evaluate
+    if task.is_binary:
+        result = evaluate_binary(pred, task.label, e, cfg.seed)
+    elif task.is_multiclass:
+        result = evaluate_multiclass(pred, task.label, task.probability_columns, e, cfg.seed)
     else:
-        result = evaluate_multilabel(pred, d.label_columns, e, cfg.seed)
-    from medfit.evaluate.extended import extend_metrics
-
+        result = evaluate_multilabel(pred, list(task.label_columns), e, cfg.seed)
     result = extend_metrics(result, pred, cfg)
-    return {"task": d.task, "ci_level": e.ci_level, "bootstrap": e.bootstrap, **result}
+    return {"task": task.kind, "ci_level": e.ci_level, "bootstrap": e.bootstrap, **result}
 
 
-def load_run_config(run_dir: Path) -> ExperimentConfig:
-    """The resolved config saved in a run folder."""
-    import yaml
-
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise DataError(f"{path}: not found; is {run_dir} a medfit run folder?")
-    return config_from_dict(yaml.safe_load(path.read_text()))
-
-
-def evaluate_run(run_dir: str | Path, cfg: ExperimentConfig | None = None) -> dict:
-    """Read ``predictions.csv`` of a run folder, write ``metrics.json`` and return it."""
-    run_dir = Path(run_dir)
-    cfg = cfg or load_run_config(run_dir)
-    pred_path = run_dir / "predictions.csv"
-    if not pred_path.is_file():
-        raise DataError(f"{pred_path}: not found; train or predict first")
-    metrics = evaluate_predictions(pd.read_csv(pred_path), cfg)
-    info = run_dir / "train_info.json"
-    if info.is_file():
-        metrics.update(json.loads(info.read_text()))
+def evaluate_run(run: RunFolder, cfg: ExperimentConfig | None = None) -> dict:
+    """Score the run's predictions, write its metrics (with the training record) and return them."""
+    cfg = cfg or run.read_config()
+    metrics = evaluate_predictions(run.read_predictions(), cfg)
+    metrics.update(run.read_json_or("train_info", {}))
     metrics = _clean(metrics)
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    run.write_json("metrics", metrics)
     return metrics

@@ -7,6 +7,7 @@ import numpy as np
 from scipy.stats import norm, rankdata
 
 from medfit.errors import DataError
+from medfit.evaluate.metrics import stratified_bootstrap_indices
 
 
 def _two_classes(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -110,8 +111,6 @@ def proportion_intervals(confusion: dict, level: float = 0.95) -> dict[str, tupl
 def roc_ci_band(y: np.ndarray, p: np.ndarray, n: int = 200, level: float = 0.95, seed: int = 0,
                 grid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(fpr grid, lower tpr, upper tpr): pointwise stratified-bootstrap band of the ROC curve (vertical averaging)."""
-    from medfit.evaluate.metrics import stratified_bootstrap_indices
-
     y, p = np.asarray(y).astype(int), np.asarray(p, dtype=float)
     grid = np.linspace(0, 1, 101) if grid is None else grid
     thresholds = np.r_[np.inf, np.unique(p)[::-1]]

@@ -1,7 +1,7 @@
-"""Explain images of a trained run: saliency overlays for given images, and a TP/FP/TN/FN gallery for the report."""
+"""Explain cases of a trained run: saliency overlays for given images or manifest rows, the TP/FP/TN/FN gallery
+for the report, and key-slice overlays of study runs. Inputs are prepared exactly as in training."""
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -10,30 +10,20 @@ import pandas as pd
 import torch
 
 from medfit.errors import DataError
+from medfit.explain.cam import compute_cam
 from medfit.explain.overlay import probability_caption, write_overlay
-
-
-def _load_images(refs: list[str], cfg) -> torch.Tensor:
-    from medfit.preprocess import cached_preprocess, load_prepared
-
-    pre = cached_preprocess(cfg)
-    arrays = []
-    for ref in refs:
-        if "::" not in ref and not Path(ref).exists():
-            raise DataError(f"{ref}: image not found; pass image files or <file.npz>::<key>::<index> references")
-        arrays.append(load_prepared(ref, pre, cfg.data.image_size, cfg.data.channels))
-    return torch.from_numpy(np.stack(arrays)).float()
+from medfit.explain.rollout import attention_rollout
+from medfit.models import load_network
+from medfit.preprocess.study import input_loader
+from medfit.run_folder import RunFolder
+from medfit.task import Task
 
 
 def saliency_maps(model: torch.nn.Module, images: torch.Tensor, method: str = "gradcam", target_layer: str | None = None,
                   class_index: int | None = None) -> np.ndarray:
     """Maps (B, H, W) in [0, 1]: Grad-CAM family, or attention rollout for ViTs (``method='rollout'``)."""
     if method == "rollout":
-        from medfit.explain.rollout import attention_rollout
-
         return attention_rollout(model, images)
-    from medfit.explain.cam import compute_cam
-
     return compute_cam(model, images, method, target_layer, class_index)
 
 
@@ -41,37 +31,49 @@ def _safe_name(ref: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(ref.split("::")[0]).stem + ("_" + "_".join(ref.split("::")[1:]) if "::" in ref else ""))[-80:]
 
 
-def explain_images(run_dir: str | Path, refs: list[str], method: str = "gradcam", target_layer: str | None = None,
+def rows_of(refs: list[str]) -> pd.DataFrame:
+    """Manifest-like rows for bare image references (files or npz entries), each checked to exist."""
+    for ref in refs:
+        if "::" not in ref and not Path(ref).exists():
+            raise DataError(f"{ref}: image not found; pass image files or <file.npz>::<key>::<index> references")
+    return pd.DataFrame({"image": [str(r) for r in refs]})
+
+
+def explain_rows(run: RunFolder, rows: pd.DataFrame, method: str = "gradcam", target_layer: str | None = None,
+                 out_dir: str | Path | None = None, labels: list | None = None, class_index: int | None = None,
+                 batch_size: int = 16) -> list[dict]:
+    """Overlays for manifest rows (slice, mask and ROI columns honoured) with the run's best checkpoint; one record
+    per row (image, prob, class, png)."""
+    cfg = run.read_config()
+    task = Task.of(cfg.data)
+    model = load_network(run)
+    load, _ = input_loader(cfg, rows)
+    out_dir = Path(out_dir) if out_dir else run.explain
+    names = list(task.class_names) or ["0", "1"]
+    records = []
+    rows = rows.reset_index(drop=True)
+    for start in range(0, len(rows), batch_size):
+        chunk = rows.iloc[start:start + batch_size]
+        images = torch.from_numpy(np.stack([load(r) for _, r in chunk.iterrows()])).float()
+        with torch.no_grad():
+            probs = task.probabilities(model(images)).numpy()
+        maps = saliency_maps(model, images, method, target_layer, class_index)
+        for i, (_, row) in enumerate(chunk.iterrows()):
+            k = 0 if probs.shape[1] == 1 else (class_index if class_index is not None else int(probs[i].argmax()))
+            cls = names[-1] if probs.shape[1] == 1 else (names[k] if k < len(names) else str(k))
+            prob, label = float(probs[i, k]), labels[start + i] if labels is not None else None
+            name = _safe_name(str(row["image"])) + (f"_s{int(row['slice_index'])}" if pd.notna(row.get("slice_index")) else "")
+            png = write_overlay(out_dir / f"{start + i:03d}_{name}_{method}.png", images[i].numpy(), maps[i],
+                                probability_caption(prob, cls, label))
+            records.append({"image": str(row["image"]), "prob": prob, "class": cls, "png": str(png), "method": method})
+    return records
+
+
+def explain_images(run: RunFolder, refs: list[str], method: str = "gradcam", target_layer: str | None = None,
                    out_dir: str | Path | None = None, labels: list | None = None, class_index: int | None = None,
                    batch_size: int = 16) -> list[dict]:
-    """Overlays for ``refs`` with a run's best checkpoint; returns one record per image (ref, prob, png)."""
-    from medfit.evaluate.run import load_run_config
-    from medfit.train.checkpoint import load_trained_model
-    from medfit.train.module import probabilities
-
-    run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
-    model = load_trained_model(run_dir, cfg)
-    out_dir = Path(out_dir) if out_dir else run_dir / "explain"
-    names = list(cfg.data.class_names) or ["0", "1"]
-    records = []
-    for start in range(0, len(refs), batch_size):
-        chunk = refs[start:start + batch_size]
-        images = _load_images(chunk, cfg)
-        with torch.no_grad():
-            probs = probabilities(model(images), cfg.data.task).numpy()
-        maps = saliency_maps(model, images, method, target_layer, class_index)
-        for i, ref in enumerate(chunk):
-            if probs.shape[1] == 1:
-                prob, cls = float(probs[i, 0]), names[-1]
-            else:
-                k = class_index if class_index is not None else int(probs[i].argmax())
-                prob, cls = float(probs[i, k]), names[k] if k < len(names) else str(k)
-            label = labels[start + i] if labels is not None else None
-            png = write_overlay(out_dir / f"{start + i:03d}_{_safe_name(ref)}_{method}.png", images[i].numpy(), maps[i],
-                                probability_caption(prob, cls, label))
-            records.append({"image": ref, "prob": prob, "class": cls, "png": str(png), "method": method})
-    return records
+    """Overlays for image references with a run's best checkpoint; returns one record per image."""
+    return explain_rows(run, rows_of(refs), method, target_layer, out_dir, labels, class_index, batch_size)
 
 
 def case_groups(pred: pd.DataFrame, label: str, threshold: float, per_group: int = 2) -> dict[str, pd.DataFrame]:
@@ -87,34 +89,55 @@ def case_groups(pred: pd.DataFrame, label: str, threshold: float, per_group: int
     return out
 
 
-def write_saliency_gallery(run_dir: str | Path, split: str = "test", per_group: int = 2, method: str = "gradcam",
-                           target_layer: str | None = None) -> Path:
-    """Overlays of TP/FP/TN/FN cases of a binary run into ``plots/saliency/`` and their index ``gallery.json``."""
-    from medfit.evaluate.run import load_run_config
+def _with_row_inputs(run: RunFolder, pred: pd.DataFrame) -> pd.DataFrame:
+    """Prediction rows with the manifest's study columns (mask, ROI label), matched on image and slice."""
+    manifest = run.read_manifest()
+    extra = [c for c in ("mask", "roi_label") if c in manifest and c not in pred]
+    if not extra:
+        return pred
+    keys = [c for c in ("image", "slice_index") if c in pred and c in manifest]
+    return pred.merge(manifest[keys + extra].drop_duplicates(keys), on=keys, how="left")
 
-    run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
+
+def write_saliency_gallery(run: RunFolder, split: str = "test", per_group: int = 2, method: str = "gradcam",
+                           target_layer: str | None = None) -> Path:
+    """Overlays of TP/FP/TN/FN cases of a binary run and their index (for the report)."""
+    cfg = run.read_config()
     if cfg.data.task != "binary":
-        raise DataError(f"{run_dir}: the TP/FP/TN/FN gallery is for binary runs; use `medfit explain` on chosen images")
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    pred = pd.read_csv(run_dir / "predictions.csv")
-    if split not in set(pred["split"]):
-        split = "val"
-    pred = pred[pred["split"] == split]
-    label = cfg.data.label_columns[0]
-    threshold = float(metrics["threshold"]["value"])
-    groups = case_groups(pred, label, threshold, per_group)
-    out_dir = run_dir / "plots" / "saliency"
+        raise DataError(f"{run.path}: the TP/FP/TN/FN gallery is for binary runs; use `medfit explain` on chosen images")
+    threshold = float(run.read_metrics()["threshold"]["value"])
+    pred = run.read_predictions()
+    split = split if split in set(pred["split"]) else "val"
+    pred = _with_row_inputs(run, pred[pred["split"] == split])
+    label, names = cfg.data.label_columns[0], list(cfg.data.class_names) or ["0", "1"]
     entries = []
-    names = list(cfg.data.class_names) or ["0", "1"]
-    for group, part in groups.items():
+    for group, part in case_groups(pred, label, threshold, per_group).items():
         if part.empty:
             continue
-        recs = explain_images(run_dir, part["image"].tolist(), method, target_layer, out_dir / group,
-                              labels=[names[int(v)] for v in part[label]])
-        entries += [{**r, "group": group, "png": str(Path(r["png"]).relative_to(run_dir))} for r in recs]
-    index = {"split": split, "threshold": threshold, "method": method, "cases": entries}
-    path = out_dir / "gallery.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(index, indent=2))
-    return path
+        recs = explain_rows(run, part, method, target_layer, run.saliency / group,
+                            labels=[names[int(v)] for v in part[label]])
+        entries += [{**r, "group": group, "png": str(Path(r["png"]).relative_to(run.path))} for r in recs]
+    return run.write_json("gallery", {"split": split, "threshold": threshold, "method": method, "cases": entries})
+
+
+def key_slice_saliency(run: RunFolder, split: str = "test", cases: int = 4, method: str = "gradcam") -> list[Path]:
+    """Saliency overlays of the key slices (offset 0, prepared exactly as in training) of a slice-mode study run."""
+    cfg = run.read_config()
+    if cfg.volume.mode != "slice":
+        raise DataError(f"{run.path}: key-slice saliency is for slice-mode runs (volume.mode is {cfg.volume.mode!r})")
+    manifest, pred = run.read_manifest(), run.read_predictions()
+    keys = ["image", "study_id", "offset"] if "offset" in pred else ["image", "slice_index"]
+    rows = manifest.merge(pred[keys + ["prob"]], on=keys)
+    rows = rows[(rows["split"] == split) & ((rows["offset"] == 0) if "offset" in rows else True)].head(cases)
+    model = load_network(run)
+    load, _ = input_loader(cfg, rows)
+    images = torch.from_numpy(np.stack([load(r) for _, r in rows.iterrows()])).float()
+    maps = saliency_maps(model, images, method)
+    names, label = list(cfg.data.class_names), cfg.data.label_columns[0]
+    paths = []
+    for i, (_, r) in enumerate(rows.iterrows()):
+        caption = probability_caption(float(r["prob"]), names[-1], names[int(r[label])])
+        name = Path(str(r["study_id"])).name.replace("#", "_vb")
+        paths.append(write_overlay(run.study_saliency / f"{i:02d}_{name}_{method}.png", images[i].numpy(), maps[i],
+                                   caption))
+    return paths

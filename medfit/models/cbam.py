@@ -60,11 +60,11 @@ class WithCBAM(nn.Module):
 def default_cbam_positions(model: nn.Module) -> list[str]:
     """The studies' CBAM positions for a timm model: ConvNeXt after each stage, EfficientNetV2 after the
     fused-MBConv stages and after the last conv, MobileNetV3 after the last conv, ResNet after each layer."""
+    from timm.models._efficientnet_blocks import EdgeResidual
     from timm.models.convnext import ConvNeXt
     from timm.models.efficientnet import EfficientNet
     from timm.models.mobilenetv3 import MobileNetV3
     from timm.models.resnet import ResNet
-    from timm.models._efficientnet_blocks import EdgeResidual
 
     if isinstance(model, ConvNeXt):
         return [f"stages.{i}" for i in range(len(model.stages))]

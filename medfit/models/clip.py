@@ -56,9 +56,9 @@ def resolve_clip_source(spec: str, cache_dir: str = "") -> ClipSource:
         if folder is None:
             raise WeightsError(f"{repo}: not in the HF cache {_cache_name(cache_dir)} (models are never downloaded); on a connected machine run "
                                f"`huggingface-cli download {repo}` and copy the cache, or copy the repository's files "
-                               f"into a folder and set model.clip_model: local-dir:FOLDER")
+                               f"into a folder and set model.clip.source: local-dir:FOLDER")
     else:
-        raise ConfigError(f"model.clip_model: {spec!r} must start with 'hf-hub:' or 'local-dir:'")
+        raise ConfigError(f"model.clip.source: {spec!r} must start with 'hf-hub:' or 'local-dir:'")
 
     missing = []
     if not (folder / "open_clip_config.json").is_file():
@@ -151,12 +151,13 @@ class ClipImageClassifier(nn.Module):
 
 
 def build_clip_classifier(cfg: ModelConfig, num_outputs: int, load_pretrained: bool = True) -> ClipImageClassifier:
-    """``model.clip_model``'s image encoder (text tower dropped) under a fresh linear head."""
-    model, _ = load_open_clip(cfg.clip_model, cfg.clip_cache_dir, load_pretrained, cfg.clip_image_size)
-    return ClipImageClassifier(model.visual, _embed_dim(model), num_outputs)
+    """``model.clip.source``'s image encoder (text tower dropped) under a fresh linear head."""
+    model, _ = load_open_clip(cfg.clip.source, cfg.clip.cache_dir, load_pretrained, cfg.clip.image_size)
+    return ClipImageClassifier(model.visual, embed_dim(model), num_outputs)
 
 
 @torch.no_grad()
-def _embed_dim(model: nn.Module) -> int:
+def embed_dim(model: nn.Module) -> int:
+    """Width of an open_clip model's image embedding (one forward pass of a blank image)."""
     size = ClipImageInput(model.visual).size
     return model.visual(torch.zeros(1, 3, *size)).shape[-1]

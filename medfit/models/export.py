@@ -1,7 +1,6 @@
 """ONNX export of a trained network (LoRA merged), checked against PyTorch in onnxruntime; an ONNX-backed predictor."""
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
@@ -11,6 +10,8 @@ from torch import nn
 
 from medfit.errors import WeightsError
 from medfit.models.finetune import merge_lora
+from medfit.models.registry import load_network
+from medfit.run_folder import RunFolder, write_json
 
 PARITY_TOLERANCE = 1e-4
 
@@ -35,7 +36,7 @@ class OnnxClassifier(nn.Module):
 
     def __init__(self, path: str | Path):
         super().__init__()
-        import onnxruntime as ort
+        import onnxruntime as ort  # optional runtime, ~1 s to import: only predict --onnx and export need it
 
         path = Path(path)
         if not path.is_file():
@@ -57,25 +58,21 @@ def onnx_max_abs_difference(model: nn.Module, path: str | Path, x: torch.Tensor)
     return float((merge_lora(model).eval()(x) - OnnxClassifier(path)(x)).abs().max())
 
 
-def export_run(run_dir: str | Path, out: str | Path | None = None, which: str = "best", seed: int = 0) -> dict:
-    """Export a run's ``checkpoints/<which>.ckpt`` to ONNX (default ``<run>/model.onnx``) and check parity.
+def export_run(run: RunFolder, out: str | Path | None = None, which: str = "best", seed: int = 0) -> dict:
+    """Export a run's ``which`` checkpoint to ONNX (default: the run folder's ONNX file) and check parity.
 
     Raises WeightsError when onnxruntime's logits differ from PyTorch's by more than 1e-4.
     """
-    from medfit.evaluate.run import load_run_config
-    from medfit.train.checkpoint import load_trained_model
-
-    run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
-    model = merge_lora(load_trained_model(run_dir, cfg, which))
-    path = export_onnx(model, out or run_dir / "model.onnx", cfg.data.channels, cfg.data.image_size)
+    cfg = run.read_config()
+    model = merge_lora(load_network(run, which))
+    path = export_onnx(model, out or run.file("onnx"), cfg.data.channels, cfg.data.image_size)
     x = torch.rand(4, cfg.data.channels, cfg.data.image_size, cfg.data.image_size,
                    generator=torch.Generator().manual_seed(seed))
     diff = onnx_max_abs_difference(model, path, x)
-    info = {"onnx": str(path), "checkpoint": f"{which}.ckpt", "max_abs_difference": diff,
+    info = {"onnx": str(path), "checkpoint": run.checkpoint(which).name, "max_abs_difference": diff,
             "tolerance": PARITY_TOLERANCE, "input": [None, cfg.data.channels, cfg.data.image_size, cfg.data.image_size]}
     if diff > PARITY_TOLERANCE:
         raise WeightsError(f"{path}: onnxruntime logits differ from PyTorch by {diff:.2e} (> {PARITY_TOLERANCE}); "
                            f"the export is not faithful, do not deploy it")
-    path.with_suffix(".json").write_text(json.dumps(info, indent=2))
+    write_json(path.with_suffix(".json"), info)
     return info

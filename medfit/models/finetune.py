@@ -1,12 +1,12 @@
 """Fine-tuning methods: full, linear probe (frozen backbone) and LoRA through peft; head/backbone learning rates."""
 from __future__ import annotations
 
-from functools import partial
-
-import torch
+from peft import LoraConfig as PeftLoraConfig
+from peft import PeftModel, get_peft_model
+from timm.layers import freeze_batch_norm_2d
 from torch import nn
 
-from medfit.config import ModelConfig
+from medfit.config import ModelConfig, OptimConfig
 from medfit.errors import ConfigError
 
 VIT_LORA_TARGETS = ["qkv", "proj", "fc1", "fc2"]
@@ -61,8 +61,6 @@ def lora_target_modules(model: nn.Module, targets: list[str], keep: list[str]) -
 
 def freeze(module: nn.Module) -> nn.Module:
     """Stop gradients and turn BatchNorm into FrozenBatchNorm2d so the running statistics stay fixed too."""
-    from timm.layers import freeze_batch_norm_2d
-
     for p in module.parameters():
         p.requires_grad_(False)
     return freeze_batch_norm_2d(module)
@@ -92,12 +90,10 @@ def apply_finetune(model: nn.Module, cfg: ModelConfig, extra_trainable: list[str
         _freeze_backbone(model, keep)
         model.medfit_head = keep
         return model
-    from peft import LoraConfig, get_peft_model
-
-    targets = lora_target_modules(model, cfg.lora_targets, keep)
+    targets = lora_target_modules(model, cfg.lora.targets, keep)
     model = _freeze_batchnorm(model, keep)
-    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=targets, modules_to_save=keep)
+    lora = PeftLoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                          target_modules=targets, modules_to_save=keep)
     peft_model = get_peft_model(model, lora)
     peft_model.medfit_head = keep
     return peft_model
@@ -105,8 +101,6 @@ def apply_finetune(model: nn.Module, cfg: ModelConfig, extra_trainable: list[str
 
 def _freeze_batchnorm(model: nn.Module, keep: list[str]) -> nn.Module:
     # LoRA leaves the base weights fixed; BatchNorm statistics outside the head stay fixed as well.
-    from timm.layers import freeze_batch_norm_2d
-
     for name, child in list(model.named_children()):
         if not _under(name, keep):
             setattr(model, name, freeze_batch_norm_2d(child))
@@ -115,27 +109,22 @@ def _freeze_batchnorm(model: nn.Module, keep: list[str]) -> nn.Module:
 
 def merge_lora(model: nn.Module) -> nn.Module:
     """The plain network with LoRA folded into its weights (returns non-peft models unchanged)."""
-    from peft import PeftModel
-
     if isinstance(model, PeftModel):
         return model.merge_and_unload()
     return model
 
 
-def param_groups(model: nn.Module, lr: float, head_lr: float = 0.0, backbone_lr: float = 0.0) -> list[dict]:
-    """Optimiser groups: the head (and new modules) at ``head_lr``, everything else at ``backbone_lr`` (0: ``lr``)."""
+def param_groups(model: nn.Module, optim: OptimConfig) -> list[dict]:
+    """Optimiser groups: the head (and new modules) at ``optim.head_lr``, the rest at ``optim.backbone_lr``
+    (0: ``optim.lr``); a model without a known head is one group."""
+    if not getattr(model, "medfit_head", None):
+        return [{"params": [p for p in model.parameters() if p.requires_grad], "lr": optim.lr, "name": "all"}]
     keep = head_paths(model)
     head, body = [], []
     for name, p in model.named_parameters():
         if p.requires_grad:
             (head if _under(name.replace(".modules_to_save.default", ""), keep) else body).append(p)
-    groups = [{"params": head, "lr": head_lr or lr, "name": "head"}]
+    groups = [{"params": head, "lr": optim.head_lr or optim.lr, "name": "head"}]
     if body:
-        groups.append({"params": body, "lr": backbone_lr or lr, "name": "backbone"})
+        groups.append({"params": body, "lr": optim.backbone_lr or optim.lr, "name": "backbone"})
     return groups
-
-
-def attach_param_groups(model: nn.Module, cfg: ModelConfig) -> nn.Module:
-    """Give the model the ``param_groups(lr)`` hook the training module calls."""
-    model.param_groups = partial(param_groups, model, head_lr=cfg.head_lr, backbone_lr=cfg.backbone_lr)
-    return model

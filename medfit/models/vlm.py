@@ -15,10 +15,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from huggingface_hub import constants, snapshot_download
+from peft import LoraConfig as PeftLoraConfig
+from peft import PeftModel, get_peft_model
+from PIL import Image
 from torch import nn
 
 from medfit.config import VLMConfig
 from medfit.errors import ConfigError, WeightsError
+from medfit.run_folder import RunFolder
 
 # Where a model's parts live in Hugging Face VLMs (Llava, Gemma3, PaliGemma, Qwen2-VL ... in transformers 5).
 LANGUAGE_PARTS = ("language_model",)
@@ -122,9 +127,13 @@ def resolve_device(name: str) -> torch.device:
 
 def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
     """Weights' dtype: bf16 only where the hardware supports it ("auto" picks it there), else fp32."""
-    if precision == "bf16" and not bf16_supported(device):
-        raise ConfigError(f"vlm.precision: bf16 needs a GPU with bfloat16 support, this run is on {device}; use auto or fp32")
-    if precision == "bf16" or (precision == "auto" and bf16_supported(device)):
+    bf16 = precision.startswith("bf16")
+    if bf16 and not bf16_supported(device):
+        raise ConfigError(f"vlm.precision: {precision} needs a GPU with bfloat16 support, this run is on {device}; "
+                          "use auto or 32-true")
+    if precision == "16-mixed":
+        raise ConfigError("vlm.precision: 16-mixed is not supported for VLMs; use auto, bf16-true or 32-true")
+    if bf16 or (precision == "auto" and bf16_supported(device)):
         return torch.bfloat16
     return torch.float32
 
@@ -139,8 +148,6 @@ def resolve_model_dir(name: str, cache_dir: str = "") -> Path:
             raise WeightsError(f"{path}: no config.json; vlm.model must be a Hugging Face model folder "
                                "(from save_pretrained or `hf download REPO --local-dir FOLDER`)")
         return path
-    from huggingface_hub import constants, snapshot_download
-
     cache = cache_dir or os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE
     if re.fullmatch(r"[\w.-]+/[\w.-]+", name):
         try:
@@ -154,7 +161,7 @@ def resolve_model_dir(name: str, cache_dir: str = "") -> Path:
 
 def load_vlm(cfg: VLMConfig, device: torch.device | None = None, dtype: torch.dtype | None = None):
     """Load (model, processor) from ``cfg.model`` offline, on ``device`` in ``dtype`` (defaults: from cfg)."""
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers import AutoModelForImageTextToText, AutoProcessor  # heavy (~5 s): only VLM runs need it
 
     folder = resolve_model_dir(cfg.model, cfg.cache_dir)
     device = device or resolve_device(cfg.device)
@@ -182,23 +189,19 @@ def lora_target_modules(model: nn.Module, names: list[str], include_vision: bool
         if (in_language and not in_vision and leaf in names) or (include_vision and in_vision):
             targets.append(full)
     if not targets:
-        raise ConfigError(f"vlm.lora_modules: no linear layer named {names} in the language model of {type(model).__name__}")
+        raise ConfigError(f"vlm.lora.targets: no linear layer named {names} in the language model of {type(model).__name__}")
     return targets
 
 
 def add_lora(model: nn.Module, cfg: VLMConfig) -> nn.Module:
     """Wrap ``model`` with peft LoRA adapters on the configured layers (base weights frozen)."""
-    from peft import LoraConfig, get_peft_model
-
-    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, bias="none",
-                      target_modules=lora_target_modules(model, cfg.lora_modules, cfg.lora_vision))
+    lora = PeftLoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout, bias="none",
+                          target_modules=lora_target_modules(model, cfg.lora.targets, cfg.lora_vision))
     return get_peft_model(model, lora)
 
 
 def images_to_pil(images: torch.Tensor | np.ndarray) -> list:
     """(B, C, H, W) floats in [0, 1] (medfit's prepared images) -> RGB PIL images."""
-    from PIL import Image
-
     arr = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
     arr = (np.clip(arr, 0, 1) * 255).round().astype(np.uint8)
     out = []
@@ -289,11 +292,30 @@ def load_vlm_classifier(cfg: VLMConfig, class_names: list[str], adapter_dir: str
     """The classifier from ``cfg.model`` (offline), with a saved LoRA adapter folder applied when given."""
     model, processor = load_vlm(cfg, device)
     if adapter_dir is not None:
-        from peft import PeftModel
-
         adapter_dir = Path(adapter_dir)
         if not (adapter_dir / "adapter_config.json").is_file():
             raise WeightsError(f"{adapter_dir}: no adapter_config.json; expected a LoRA adapter saved by `medfit vlm`")
         model = PeftModel.from_pretrained(model, adapter_dir, is_trainable=False)
     model.eval()
     return VLMClassifier(model, processor, class_names, cfg)
+
+
+class VLMLogits(nn.Module):
+    """A VLM classifier's option scores as task logits: the K scores (multiclass), or score_1 - score_0 (binary,
+    whose sigmoid is the two-option softmax probability of class 1)."""
+
+    def __init__(self, classifier: VLMClassifier, binary: bool):
+        super().__init__()
+        self.classifier, self.binary = classifier, binary
+
+    def forward(self, images) -> torch.Tensor:
+        scores = self.classifier(images).float().cpu()
+        return scores[:, 1:2] - scores[:, 0:1] if self.binary else scores
+
+
+def load_vlm_run(run: RunFolder, which: str = "best") -> VLMLogits:
+    """The network of a finished ``medfit vlm`` run: its config, class names and saved adapter (if any)."""
+    cfg = run.read_config()
+    adapter = run.adapter(which) if cfg.vlm.finetune == "lora" else None
+    classifier = load_vlm_classifier(cfg.vlm, list(cfg.data.class_names), adapter)
+    return VLMLogits(classifier, cfg.data.task == "binary").eval()

@@ -1,12 +1,9 @@
 """Networks for studies: 2.5D (neighbour slices as channels), slice-set MIL (gated attention), 3D CNNs (MONAI)."""
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 from torch import nn
 
-from medfit.config import ExperimentConfig, ModelConfig
 from medfit.errors import ConfigError
 
 
@@ -24,6 +21,8 @@ class GatedAttentionMIL(nn.Module):
         self.attention_w = nn.Linear(hidden, 1)
         self.head = nn.Linear(feature_dim, num_outputs)
         self.last_attention: torch.Tensor | None = None
+        self.medfit_head = ["attention_v", "attention_u", "attention_w", "head"] + [
+            f"encoder.{p}" for p in getattr(encoder, "medfit_head", [])]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, s = x.shape[:2]
@@ -34,22 +33,9 @@ class GatedAttentionMIL(nn.Module):
         return self.head((a * h).sum(dim=1))
 
 
-def build_mil(model_cfg: ModelConfig, num_outputs: int, hidden: int, load_pretrained: bool = True) -> nn.Module:
-    """Slice-set MIL: the config's timm backbone (pooled features, no head) shared over slices + gated attention."""
-    from medfit.models.backbones import create_backbone
-    from medfit.models.finetune import apply_finetune
-
-    encoder = create_backbone(model_cfg, num_outputs, load_pretrained)
-    encoder.reset_classifier(0)
-    if model_cfg.finetune != "full":
-        encoder = apply_finetune(encoder, dataclasses.replace(model_cfg, finetune=model_cfg.finetune), [])
-    dim = getattr(encoder, "num_features", None) or encoder.base_model.model.num_features
-    return GatedAttentionMIL(encoder, int(dim), num_outputs, hidden)
-
-
 def build_3d(name: str, in_channels: int, num_outputs: int, kwargs: dict | None = None) -> nn.Module:
     """A MONAI 3D network by name: resnet10/18/34/50 (MONAI ResNet) or densenet121/169/201 (MONAI DenseNet)."""
-    from monai.networks import nets
+    from monai.networks import nets  # heavy (~10 s to import): only 3D runs need it
 
     kwargs = dict(kwargs or {})
     key = name.lower()
@@ -58,20 +44,4 @@ def build_3d(name: str, in_channels: int, num_outputs: int, kwargs: dict | None 
     dense = {"densenet121": nets.DenseNet121, "densenet169": nets.DenseNet169, "densenet201": nets.DenseNet201}
     if key in dense:
         return dense[key](spatial_dims=3, in_channels=in_channels, out_channels=num_outputs, **kwargs)
-    raise ConfigError(f"volume.net3d {name!r}: expected a MONAI 3D network: resnet10/18/34/50 or densenet121/169/201")
-
-
-def build_volume_model(cfg: ExperimentConfig, num_outputs: int, load_pretrained: bool = True) -> nn.Module:
-    """The network for ``cfg.volume.mode``: logits (B, num_outputs) from that mode's input shape."""
-    from medfit.models import build_model
-
-    v = cfg.volume
-    if v.mode == "slice":
-        return build_model(cfg.model, num_outputs, load_pretrained)
-    if v.mode == "2.5d":
-        return build_model(dataclasses.replace(cfg.model, in_chans=2 * v.neighbours + 1), num_outputs, load_pretrained)
-    if v.mode == "slice_set":
-        return build_mil(dataclasses.replace(cfg.model, in_chans=1), num_outputs, v.mil_hidden, load_pretrained)
-    if v.mode == "3d":
-        return build_3d(v.net3d, 1, num_outputs, cfg.model.kwargs)
-    raise ConfigError(f"volume.mode {v.mode!r}: expected slice, 2.5d, slice_set or 3d")
+    raise ConfigError(f"model.name {name!r}: expected a MONAI 3D network: resnet10/18/34/50 or densenet121/169/201")

@@ -1,18 +1,14 @@
 """Zero-shot classification with a CLIP model: class prompts -> text embeddings -> image-text similarity."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medfit.config import ExperimentConfig, ModelConfig, save_config
+from medfit.config import ModelConfig
 from medfit.errors import ConfigError
-from medfit.models.clip import ClipImageInput, load_open_clip
-
-ZERO_SHOT_NAME = "clip_zero_shot"  # model.name a zero-shot run's config.yaml records
+from medfit.models.clip import ClipImageInput, embed_dim, load_open_clip
+from medfit.task import Task
 
 
 def class_prompts(class_names: list[str], prompts: dict, templates: list[str]) -> list[list[str]]:
@@ -58,50 +54,23 @@ class ZeroShotClassifier(nn.Module):
         return logits[:, 1:2] - logits[:, 0:1] if self.binary else logits
 
 
-def build_zero_shot(cfg: ModelConfig, class_names: list[str], task: str) -> ZeroShotClassifier:
-    """A zero-shot classifier from ``cfg.clip_model`` and the class prompts of ``cfg``."""
-    if task == "multilabel":
+def build_zero_shot(cfg: ModelConfig, task: Task) -> ZeroShotClassifier:
+    """A zero-shot classifier from ``model.clip.source`` and the class prompts of ``model.clip``."""
+    if task.is_multilabel:
         raise ConfigError("data.task: zero-shot classification supports binary and multiclass tasks")
-    if len(class_names) < 2:
+    if len(task.class_names) < 2:
         raise ConfigError("data.class_names: zero-shot needs the class names (at least two) to build prompts")
-    model, tokenizer = load_open_clip(cfg.clip_model, cfg.clip_cache_dir, image_size=cfg.clip_image_size)
-    text = class_text_embeddings(model, tokenizer, class_prompts(class_names, cfg.prompts, cfg.prompt_templates))
+    c = cfg.clip
+    model, tokenizer = load_open_clip(c.source, c.cache_dir, image_size=c.image_size)
+    text = class_text_embeddings(model, tokenizer, class_prompts(list(task.class_names), c.prompts,
+                                                                  c.prompt_templates))
     scale = float(model.logit_scale.detach().exp()) if hasattr(model, "logit_scale") else 100.0
-    return ZeroShotClassifier(model.visual, text, scale, task == "binary").eval()
+    return ZeroShotClassifier(model.visual, text, scale, task.is_binary).eval()
 
 
 def build_zero_shot_skeleton(cfg: ModelConfig, num_outputs: int, load_pretrained: bool = True) -> ZeroShotClassifier:
-    """A zero-shot run's network with empty class embeddings, to be filled from its checkpoint (``name: clip_zero_shot``)."""
-    model, _ = load_open_clip(cfg.clip_model, cfg.clip_cache_dir, load_pretrained, cfg.clip_image_size)
-    from medfit.models.clip import _embed_dim
-
+    """A zero-shot run's network with empty class embeddings, filled from its checkpoint (``kind: clip_zero_shot``)."""
+    c = cfg.clip
+    model, _ = load_open_clip(c.source, c.cache_dir, load_pretrained, c.image_size)
     classes = max(2, num_outputs)
-    return ZeroShotClassifier(model.visual, torch.zeros(classes, _embed_dim(model)), 100.0, num_outputs == 1)
-
-
-def run_zero_shot(cfg: ExperimentConfig, data_dir: str | None = None, evaluate: bool = True) -> Path:
-    """Score every non-training split zero-shot; writes the run folder (predictions.csv, metrics.json, report)."""
-    from medfit.models import count_parameters
-    from medfit.train.fit import prepare_run
-    from medfit.train.predict import predict_dataset
-
-    run_dir, manifest = prepare_run(cfg, data_dir)
-    model = build_zero_shot(cfg.model, list(manifest.class_names), manifest.task)
-    _, total = count_parameters(model)
-    info = {"parameters": {"trainable": 0, "total": total}, "method": "zero-shot",
-            "prompts": class_prompts(list(manifest.class_names), cfg.model.prompts, cfg.model.prompt_templates)}
-    (run_dir / "train_info.json").write_text(json.dumps(info, indent=2))
-    # Saved like a trained run (class embeddings included) so predict, export and explain load it the same way.
-    (run_dir / "checkpoints").mkdir(exist_ok=True)
-    torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}},
-               run_dir / "checkpoints" / "best.ckpt")
-    cfg.model.name = ZERO_SHOT_NAME
-    save_config(cfg, run_dir / "config.yaml")
-    predict_dataset(model, manifest, cfg, run_dir / "predictions.csv")
-    if evaluate:
-        from medfit.evaluate import evaluate_run
-        from medfit.report import write_report
-
-        evaluate_run(run_dir)
-        write_report(run_dir)
-    return run_dir
+    return ZeroShotClassifier(model.visual, torch.zeros(classes, embed_dim(model)), 100.0, num_outputs == 1)

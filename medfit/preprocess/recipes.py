@@ -13,7 +13,6 @@ from medfit.io.volume import Volume
 from medfit.preprocess import bias, contrast, crop, intensity, reformat
 
 
-
 @dataclass
 class Item:
     """What flows through a recipe: a 2D slice (or a whole volume before slicing) and its optional label mask."""

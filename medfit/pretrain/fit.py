@@ -1,39 +1,38 @@
 """Pretrain a ViT from a config: manifest images (labels ignored) -> Lightning fit -> timm weight file, probes, pictures."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
-import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint
 from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 
-from medfit.config import ExperimentConfig, save_config
-from medfit.data.datasets import EpochSeededSampler, ImageDataset
+from medfit.config import ExperimentConfig
+from medfit.data.datasets import EpochSeededSampler, PreparedDataset
 from medfit.data.manifest import Manifest, build_manifest
 from medfit.errors import ConfigError, DataError
 from medfit.pretrain.backbone import create_vit
 from medfit.pretrain.module import PretrainModule, wrap_encoder
-from medfit.train.fit import _quiet_lightning, make_loggers
-
-WEIGHTS_FILE = "model.safetensors"  # a folder holding it also works as model.pretrained
+from medfit.pretrain.pictures import class_token_attention, save_attention_maps, save_mae_reconstructions
+from medfit.pretrain.probe import probe_scores
+from medfit.run_folder import RunFolder, atomic_write
+from medfit.train.engine import build_trainer, quiet_lightning
+from medfit.train.fit import seed_everything
+from medfit.train.inputs import dataset_for
 
 
 def export_backbone(vit: torch.nn.Module, path: Path, metadata: dict | None = None) -> Path:
     """Write the ViT's state_dict (plain timm keys, no head) as safetensors for ``model.pretrained``."""
     state = {k: v.detach().cpu().contiguous() for k, v in vit.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(path), metadata={k: str(v) for k, v in (metadata or {}).items()})
-    return path
+    meta = {k: str(v) for k, v in (metadata or {}).items()}
+    return atomic_write(Path(path), lambda tmp: save_file(state, str(tmp), metadata=meta))
 
 
 def splits_manifest(manifest: Manifest, splits: list[str]) -> Manifest:
     """The rows of the given splits."""
-    df = manifest.df[manifest.df["split"].isin(splits)].reset_index(drop=True)
-    return Manifest(df, manifest.label_columns, manifest.class_names, manifest.task)
+    return manifest.with_df(manifest.df[manifest.df["split"].isin(splits)])
 
 
 def pretrain_strategy(cfg: ExperimentConfig) -> str:
@@ -55,53 +54,40 @@ def probe_split_name(cfg: ExperimentConfig, manifest: Manifest) -> str:
     return name
 
 
-def pretrain(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool = False) -> Path:
-    """Pretrain, export ``model.safetensors``, score the probes and draw the pictures; returns the run folder."""
-    _quiet_lightning()
-    pre, t = cfg.pretrain, cfg.train
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    run_dir = cfg.run_dir
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if not resume and last.exists():
-        raise DataError(f"{run_dir}: holds a previous run; pass --resume to continue it, or choose another name")
-    if resume and not last.exists():
-        raise DataError(f"{last}: no checkpoint to resume from; run without --resume to start")
+def pretrain(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool = False) -> RunFolder:
+    """Pretrain, export the encoder weights, score the probes and draw the pictures; returns the run folder."""
+    quiet_lightning()
+    pre = cfg.pretrain
+    seed_everything(cfg.seed)
+    run = RunFolder.of(cfg.output_dir, cfg.name)
+    run.check_start(resume)
     manifest = build_manifest(cfg, data_dir)
     pool = splits_manifest(manifest, pre.splits)
     if len(pool) < pre.batch_size:
         raise DataError(f"{cfg.data.root}: {len(pool)} images in splits {pre.splits}, fewer than pretrain.batch_size "
                         f"{pre.batch_size}; lower the batch size or add splits to pretrain.splits")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
-    manifest.to_csv(run_dir / "manifest.csv")
+    run.write_config(cfg)
+    run.write_csv("manifest", manifest.df)
 
-    show = t.progress_bar
-    images = ImageDataset(pool, cfg, show, "loading pretraining images")
+    show = cfg.train.progress_bar
+    images = dataset_for(pool, cfg, show, "loading pretraining images")
     size = cfg.data.image_size
     vit = create_vit(cfg.model, pre, size)
     loader = DataLoader(images, batch_size=pre.batch_size, sampler=EpochSeededSampler(len(images), cfg.seed),
                         num_workers=cfg.data.num_workers, drop_last=True, persistent_workers=cfg.data.num_workers > 0)
     module = PretrainModule(vit, pre, size, len(loader), cfg.seed)
-    callbacks = [ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0,
-                                 enable_version_counter=False)]
-    if show:
-        callbacks.append(TQDMProgressBar(leave=True))
-    trainer = L.Trainer(
-        max_epochs=pre.epochs, max_steps=pre.max_steps or -1, accelerator=t.accelerator, devices=t.devices,
-        num_nodes=t.num_nodes, strategy=pretrain_strategy(cfg), precision=t.precision,
-        logger=make_loggers(cfg, run_dir), callbacks=callbacks, gradient_clip_val=pre.grad_clip or None,
-        deterministic="warn", enable_progress_bar=show, enable_model_summary=False, log_every_n_steps=10,
-        num_sanity_val_steps=0, max_time={"minutes": t.max_time_minutes} if t.max_time_minutes else None,
-        default_root_dir=str(run_dir))
+    callbacks = [ModelCheckpoint(dirpath=run.checkpoints, save_last=True, save_top_k=0, enable_version_counter=False)]
+    trainer = build_trainer(cfg, run, callbacks, supervised=False, max_epochs=pre.epochs,
+                            max_steps=pre.max_steps or -1, strategy=pretrain_strategy(cfg),
+                            gradient_clip_val=pre.optim.grad_clip or None, deterministic="warn")
     t0 = time.perf_counter()
-    trainer.fit(module, loader, ckpt_path=str(last) if resume else None)
+    trainer.fit(module, loader, ckpt_path=str(run.checkpoint("last")) if resume else None)
     fit_seconds = time.perf_counter() - t0
     if not trainer.is_global_zero:
-        return run_dir
+        return run
 
     module = module.cpu().eval()
-    weights = export_backbone(module.vit, run_dir / WEIGHTS_FILE,
+    weights = export_backbone(module.vit, run.file("encoder_weights"),
                               {"medfit": "pretrain", "model": cfg.model.name, "objectives": ",".join(pre.objectives)})
     info = {"objectives": pre.objectives, "steps": trainer.global_step, "epochs": trainer.current_epoch,
             "fit_seconds": round(fit_seconds, 1),
@@ -109,27 +95,24 @@ def pretrain(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool = 
             "losses": {k: round(float(v), 5) for k, v in trainer.callback_metrics.items() if k.endswith("_loss")},
             "weights": str(weights), "finetune": f"model.pretrained: {weights}"}
     shown = _held_out(cfg, manifest, pre, images)
-    info["pictures"] = draw_pictures(module, shown, run_dir / "plots", cfg.seed)
+    info["pictures"] = draw_pictures(module, shown, run.plots, cfg.seed)
     if pre.probe and manifest.labels().size:
         info["probe"] = run_probes(cfg, manifest, module, images if "train" in pre.splits else None)
-    (run_dir / "pretrain_metrics.json").write_text(json.dumps(info, indent=2))
-    return run_dir
+    run.write_json("pretrain_metrics", info)
+    return run
 
 
-def _held_out(cfg: ExperimentConfig, manifest: Manifest, pre, pool: ImageDataset) -> torch.Tensor:
+def _held_out(cfg: ExperimentConfig, manifest: Manifest, pre, pool: PreparedDataset) -> torch.Tensor:
     """A few images for the pictures, from a split not pretrained on when there is one."""
     others = [s for s in ("test", "val") if s in set(manifest.df["split"]) and s not in pre.splits]
     if others:
         part = manifest.split(others[0])
-        part = Manifest(part.df.head(pre.pictures), part.label_columns, part.class_names, part.task)
-        return ImageDataset(part, cfg, False).images
-    return pool.images[: pre.pictures]
+        return dataset_for(part.with_df(part.df.head(pre.pictures)), cfg, False).images.float()
+    return pool.images[: pre.pictures].float()
 
 
 def draw_pictures(module: PretrainModule, images: torch.Tensor, plots: Path, seed: int) -> list[str]:
     """MAE reconstructions (when MAE is an objective) and class-token attention maps, as PNGs in ``plots``."""
-    from medfit.pretrain.pictures import class_token_attention, save_attention_maps, save_mae_reconstructions
-
     out = []
     if "mae" in module.objectives:
         masked, filled, _ = module.objectives["mae"].reconstruct(module.encoder, images,
@@ -141,21 +124,19 @@ def draw_pictures(module: PretrainModule, images: torch.Tensor, plots: Path, see
 
 
 def run_probes(cfg: ExperimentConfig, manifest: Manifest, module: PretrainModule,
-               train_set: ImageDataset | None) -> dict:
+               train_set: PreparedDataset | None) -> dict:
     """Linear-probe and k-NN AUC of the pretrained encoder and of the same ViT at random init (the baseline)."""
-    from medfit.pretrain.probe import probe_scores
-
     name = probe_split_name(cfg, manifest)
     if train_set is None or len(train_set) != (manifest.df["split"] == "train").sum():
-        train_set = ImageDataset(manifest.split("train"), cfg, False)
-    test_set = ImageDataset(manifest.split(name), cfg, False)
+        train_set = dataset_for(manifest.split("train"), cfg, False)
+    test_set = dataset_for(manifest.split(name), cfg, False)
     task, k = manifest.task, cfg.pretrain.knn_k
     train_y = manifest.split("train").labels()
     test_y = manifest.split(name).labels()
     torch.manual_seed(cfg.seed)
     baseline = wrap_encoder(create_vit(cfg.model, cfg.pretrain, cfg.data.image_size))
     return {"split": name, "train_images": len(train_set), "scored_images": len(test_set),
-            "pretrained": probe_scores(module.encoder, train_set.images, train_y, test_set.images, test_y, task, k,
-                                       cfg.seed),
-            "random_init": probe_scores(baseline, train_set.images, train_y, test_set.images, test_y, task, k,
-                                        cfg.seed)}
+            "pretrained": probe_scores(module.encoder, train_set.images.float(), train_y, test_set.images.float(),
+                                       test_y, task, k, cfg.seed),
+            "random_init": probe_scores(baseline, train_set.images.float(), train_y, test_set.images.float(), test_y,
+                                        task, k, cfg.seed)}

@@ -11,7 +11,10 @@ from torch import nn
 
 from medfit.config import PretrainConfig
 from medfit.errors import ConfigError
-from medfit.train.module import warmup_cosine
+from medfit.pretrain.boxloc import BoxLocObjective
+from medfit.pretrain.dino import DINOObjective
+from medfit.pretrain.mae import MAEObjective
+from medfit.train.optim import lightning_optimizers
 
 OBJECTIVES = ("mae", "dino", "boxloc")
 
@@ -19,16 +22,10 @@ OBJECTIVES = ("mae", "dino", "boxloc")
 def build_objective(name: str, encoder: MaskedVisionTransformerTIMM, cfg: PretrainConfig, image_size: int) -> nn.Module:
     """The objective module called ``name`` (mae, dino or boxloc)."""
     if name == "mae":
-        from medfit.pretrain.mae import MAEObjective
-
         return MAEObjective(encoder, cfg)
     if name == "dino":
-        from medfit.pretrain.dino import DINOObjective
-
         return DINOObjective(encoder, cfg, image_size)
     if name == "boxloc":
-        from medfit.pretrain.boxloc import BoxLocObjective
-
         return BoxLocObjective(encoder, cfg, image_size)
     raise ConfigError(f"pretrain.objectives: unknown objective {name!r} (choose from {', '.join(OBJECTIVES)})")
 
@@ -87,13 +84,7 @@ class PretrainModule(L.LightningModule):
 
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]
-        decay = [p for p in params if p.ndim >= 2]
-        no_decay = [p for p in params if p.ndim < 2]  # biases, norms, tokens
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": self.cfg.weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}], lr=self.cfg.lr)
-        total = self.total_steps()
-        warmup = int(round(self.cfg.warmup_epochs * self.steps_per_epoch))
-        warmup = min(warmup, total // 2)
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: warmup_cosine(s, warmup, total, self.cfg.min_lr_ratio))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        groups = [{"params": [p for p in params if p.ndim >= 2]},
+                  {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]  # biases, norms, tokens
+        return lightning_optimizers(groups, self.cfg.optim, self.steps_per_epoch, self.total_steps(),
+                                    max_warmup_share=0.5)

@@ -8,7 +8,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from medfit.train.module import auc_score
+from medfit.task import Task
 
 
 @torch.no_grad()
@@ -22,8 +22,11 @@ def extract_features(encoder: torch.nn.Module, images: torch.Tensor, batch_size:
     return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
 
 
-def _scores(proba: np.ndarray, task: str) -> np.ndarray:
-    return proba[:, 1] if task == "binary" else proba
+def auc_score(y: np.ndarray, proba: np.ndarray, task: str) -> float:
+    """AUC of (N, K) class probabilities under the task (binary: of class 1)."""
+    classes = tuple(str(k) for k in range(proba.shape[1]))
+    t = Task(task, classes)
+    return t.auc(y, t.from_choice(proba) if t.is_binary else proba)
 
 
 def linear_probe_auc(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
@@ -34,7 +37,7 @@ def linear_probe_auc(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarra
                                  for j in range(train_y.shape[1])]))
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.1, random_state=seed))
     clf.fit(train_x, train_y.astype(int))
-    return auc_score(test_y, _scores(clf.predict_proba(test_x), task), task)
+    return auc_score(test_y, clf.predict_proba(test_x), task)
 
 
 def knn_auc(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, task: str,
@@ -51,7 +54,7 @@ def knn_auc(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y
     n_classes = int(max(y.max().item() + 1, 2))
     votes = torch.zeros(len(b), n_classes).scatter_add_(1, y[idx], weights)
     proba = (votes / votes.sum(dim=1, keepdim=True)).numpy()
-    return auc_score(test_y, _scores(proba, task), task)
+    return auc_score(test_y, proba, task)
 
 
 def probe_scores(encoder: torch.nn.Module, train_images: torch.Tensor, train_y: np.ndarray,

@@ -1,9 +1,7 @@
 """One self-contained HTML page per run, built from the run folder alone."""
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from pathlib import Path
 
@@ -15,38 +13,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
-METRIC_ORDER = ["auc", "accuracy", "sensitivity", "specificity", "ppv", "npv", "f1"]
-STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
-h1{margin-bottom:.2rem} h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
-table{border-collapse:collapse;margin:.5rem 0} td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}
-th{background:#f4f4f4} td:first-child,th:first-child{text-align:left}
-.figs{display:flex;flex-wrap:wrap;gap:1rem} .figs img{max-width:520px;border:1px solid #eee}
-pre{background:#f7f7f7;padding:.8rem;overflow:auto;font-size:.85rem} .muted{color:#777}
-"""
-
-
-def figure_to_data_uri(fig) -> str:
-    """PNG data URI of a matplotlib figure (the figure is closed)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
-def img_tag(uri: str, alt: str) -> str:
-    """An <img> element for a data URI."""
-    return f'<img src="{uri}" alt="{html.escape(alt)}">'
-
-
-def fmt(value, ci=None) -> str:
-    """A metric with its CI, or a dash when missing."""
-    if value is None:
-        return "–"
-    text = f"{value:.3f}" if isinstance(value, float) else str(value)
-    if ci:
-        text += f" <span class=muted>({ci[0]:.3f}–{ci[1]:.3f})</span>"
-    return text
+from medfit.config import config_to_yaml  # noqa: E402
+from medfit.report.page import METRIC_ORDER, STYLE, figure_to_data_uri, fmt, img_tag  # noqa: E402
+from medfit.report.sections import extra_sections, model_title  # noqa: E402
+from medfit.run_folder import RunFolder  # noqa: E402
 
 
 def metric_table(metrics: dict) -> str:
@@ -130,14 +100,11 @@ def data_summary(manifest_csv: Path, label_columns: list[str], class_names: list
     return table.to_html(border=0)
 
 
-def write_report(run_dir: str | Path) -> Path:
-    """Write ``report.html`` for a run folder (config, data, metrics, plots) and return its path."""
-    from medfit.evaluate.run import load_run_config
-
-    run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    pred = pd.read_csv(run_dir / "predictions.csv")
+def write_report(run: RunFolder) -> Path:
+    """Write the run's HTML report (config, data, metrics, plots) and return its path."""
+    cfg = run.read_config()
+    metrics = run.read_metrics()
+    pred = run.read_predictions()
     label = cfg.data.label_columns[0]
     class_names = list(cfg.data.class_names)
     figures = []
@@ -148,28 +115,24 @@ def write_report(run_dir: str | Path) -> Path:
             counts = metrics["splits"].get(split, {}).get("confusion")
             if counts:
                 figures.append(confusion_figure(split, counts, class_names, thr))
-    figures.append(training_figure(run_dir / "logs" / "metrics.csv"))
+    figures.append(training_figure(run.file("training_log")))
     params = metrics.get("parameters", {})
     threshold = metrics.get("threshold", {})
     parts = [
         f"<h1>medfit run: {html.escape(cfg.name)}</h1>",
-        f"<p class=muted>{html.escape(cfg.model.name)} · {html.escape(cfg.data.task)} · "
+        f"<p class=muted>{html.escape(model_title(cfg))} · {html.escape(cfg.data.task)} · "
         f"trainable parameters {params.get('trainable', '–'):,} of {params.get('total', '–'):,} · "
         f"threshold {html.escape(str(threshold.get('method')))} = {fmt(threshold.get('value'))} chosen on validation</p>"
         if params else f"<h1>{html.escape(cfg.name)}</h1>",
         f"<h2>Metrics ({int(metrics.get('ci_level', 0.95) * 100)} % stratified bootstrap CIs, "
         f"{metrics.get('bootstrap', 0)} resamples)</h2>", metric_table(metrics),
         "<h2>Curves</h2>", '<div class="figs">' + "".join(f for f in figures if f) + "</div>",
-        "<h2>Data</h2>", data_summary(run_dir / "manifest.csv", cfg.data.label_columns, class_names),
+        "<h2>Data</h2>", data_summary(run.file("manifest"), cfg.data.label_columns, class_names),
         "<h2>Timing</h2>", f"<pre>{html.escape(json.dumps(metrics.get('timing', {}), indent=1))}</pre>",
-        "<h2>Config</h2>", f"<pre>{html.escape((run_dir / 'config.yaml').read_text())}</pre>",
+        "<h2>Config</h2>", f"<pre>{html.escape(config_to_yaml(cfg))}</pre>",
     ]
-    from medfit.report.sections import extra_sections
-
     at = parts.index("<h2>Data</h2>")
-    parts[at:at] = extra_sections(run_dir, cfg, metrics, pred)
+    parts[at:at] = extra_sections(run, cfg, metrics, pred)
     page = f"<!doctype html><html><head><meta charset=utf-8><title>medfit · {html.escape(cfg.name)}</title>" \
            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>"
-    out = run_dir / "report.html"
-    out.write_text(page)
-    return out
+    return run.write_text("report", page)

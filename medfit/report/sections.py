@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 
 import matplotlib
@@ -14,7 +13,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_curve  # noqa: E402
 
-from medfit.report.html import figure_to_data_uri, fmt, img_tag  # noqa: E402
+from medfit.evaluate.stats import roc_ci_band  # noqa: E402
+from medfit.report.page import figure_to_data_uri, fmt, img_tag  # noqa: E402
+from medfit.run_folder import RunFolder  # noqa: E402
 
 SITE_COLUMNS = ["auc", "sensitivity", "specificity", "ppv", "npv", "accuracy"]
 GROUP_TITLES = {"TP": "true positives", "FP": "false positives", "TN": "true negatives", "FN": "false negatives"}
@@ -28,8 +29,6 @@ def _evaluable(pred: pd.DataFrame, label: str):
 
 def roc_band_figure(pred: pd.DataFrame, label: str, metrics: dict, n_boot: int = 200) -> str:
     """ROC of each split with its pointwise stratified-bootstrap band (the CI level of the run)."""
-    from medfit.evaluate.stats import roc_ci_band
-
     level = metrics.get("ci_level", 0.95)
     fig, ax = plt.subplots(figsize=(5, 5))
     for i, (split, y, p) in enumerate(_evaluable(pred, label)):
@@ -57,7 +56,7 @@ def pr_figure(pred: pd.DataFrame, label: str) -> str:
 
 
 def calibration_figure(metrics: dict) -> str:
-    """Reliability diagram of each split from metrics.json, with Brier score and ECE."""
+    """Reliability diagram of each split from the run's metrics, with Brier score and ECE."""
     splits = {s: e["calibration"] for s, e in metrics.get("splits", {}).items() if e.get("calibration")}
     if not splits:
         return ""
@@ -137,12 +136,11 @@ def multiclass_section(metrics: dict) -> str:
     return "".join(parts) + '<div class="figs">' + "".join(figs) + "</div>"
 
 
-def saliency_gallery(run_dir: Path) -> str:
+def saliency_gallery(run: RunFolder) -> str:
     """The TP/FP/TN/FN overlays written by ``medfit explain RUN --gallery``, embedded as data URIs."""
-    index = run_dir / "plots" / "saliency" / "gallery.json"
-    if not index.is_file():
+    if not run.has("gallery"):
         return "<p class=muted>No saliency gallery yet: run <code>medfit explain RUN --gallery</code>.</p>"
-    g = json.loads(index.read_text())
+    g = run.read_json("gallery")
     out = [f"<p class=muted>{html.escape(g['method'])} on the {html.escape(g['split'])} split at threshold "
            f"{g['threshold']:.3f}; most confident cases of each group.</p>"]
     for group in ("TP", "FP", "TN", "FN"):
@@ -152,7 +150,7 @@ def saliency_gallery(run_dir: Path) -> str:
             continue
         imgs = []
         for c in cases:
-            png = run_dir / c["png"]
+            png = run.path / c["png"]
             if png.is_file():
                 uri = "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode()
                 alt = f"{group} {c['image']}"
@@ -173,24 +171,23 @@ def parameters_section(metrics: dict, model_name: str, finetune: str) -> str:
             f"<td>{p['total']:,}</td><td>{share:.1%}</td></tr></table>")
 
 
-def audit_section(run_dir: Path, max_rows: int = 30) -> str:
-    """The dataset audit run before training: its summary line and findings (from audit.json / audit_findings.csv)."""
-    path = run_dir / "audit.json"
-    if not path.is_file():
+def audit_section(run: RunFolder, max_rows: int = 30) -> str:
+    """The dataset audit run before training: its summary line and findings."""
+    if not run.has("audit"):
         return ""
-    audit = json.loads(path.read_text())
+    audit = run.read_json("audit")
     out = [f"<h2>Dataset audit</h2><p>{html.escape(audit.get('summary', ''))}</p>"]
     out += [f"<p class=muted>warning: {html.escape(w)}</p>" for w in audit.get("warnings", [])]
-    findings = run_dir / "audit_findings.csv"
-    if findings.is_file():
-        table = pd.read_csv(findings, dtype=str).fillna("")
+    if run.has("audit_findings"):
+        table = run.read_csv("audit_findings", dtype=str).fillna("")
         if len(table):
-            more = f"<p class=muted>{len(table) - max_rows} more rows in audit_findings.csv</p>" if len(table) > max_rows else ""
+            more = f"<p class=muted>{len(table) - max_rows} more rows in {run.file('audit_findings').name}</p>" \
+                if len(table) > max_rows else ""
             out.append(table.head(max_rows).to_html(border=0, index=False) + more)
     return "".join(out)
 
 
-def extra_sections(run_dir: Path, cfg, metrics: dict, pred: pd.DataFrame) -> list[str]:
+def extra_sections(run: RunFolder, cfg, metrics: dict, pred: pd.DataFrame) -> list[str]:
     """HTML parts appended to a run's report."""
     label = cfg.data.label_columns[0]
     parts = []
@@ -199,23 +196,40 @@ def extra_sections(run_dir: Path, cfg, metrics: dict, pred: pd.DataFrame) -> lis
         parts += ["<h2>Discrimination and calibration</h2>", '<div class="figs">' + "".join(f for f in figs if f) + "</div>",
                   wilson_table(metrics)]
         sites = metrics.get("sites")
-        sites_file = run_dir / "sites.json"
         protocol = ""
-        if sites_file.is_file():
-            saved = json.loads(sites_file.read_text())
+        if run.has("sites"):
+            saved = run.read_json("sites")
             sites, protocol = saved.get("rows", sites), saved.get("protocol", "")
         if sites:
             parts += ["<h2>Per site (threshold carried from validation)</h2>", site_table_html(sites, protocol)]
-        parts += ["<h2>Saliency gallery</h2>", saliency_gallery(run_dir)]
+        parts += ["<h2>Saliency gallery</h2>", saliency_gallery(run)]
     elif metrics.get("task") == "multiclass":
         parts += ["<h2>Per class</h2>", multiclass_section(metrics)]
-    finetune = cfg.model.finetune
-    if cfg.model.name.startswith("vlm:"):  # `medfit vlm` runs: the method is in the vlm section
-        finetune = {"none": "zero-shot"}.get(cfg.vlm.finetune, cfg.vlm.finetune)
-    parts += ["<h2>Trainable parameters</h2>", parameters_section(metrics, cfg.model.name, finetune)]
-    parts.append(site_counts(run_dir / "manifest.csv", cfg.data.label_columns[0], list(cfg.data.class_names)))
-    parts.append(audit_section(run_dir))
+    parts += ["<h2>Trainable parameters</h2>", parameters_section(metrics, model_title(cfg), fine_tuning(cfg))]
+    parts.append(site_counts(run.file("manifest"), cfg.data.label_columns[0], list(cfg.data.class_names)))
+    parts.append(audit_section(run))
     return [p for p in parts if p]
+
+
+def model_title(cfg) -> str:
+    """What the report calls the model: the network name for timm/MONAI kinds, else the kind (and its source)."""
+    m = cfg.model
+    if m.kind in ("timm", "monai3d"):
+        return m.name
+    if m.kind in ("open_clip", "clip_zero_shot"):
+        return f"{m.kind}: {m.clip.source}"
+    if m.kind == "vlm":
+        return f"vlm: {cfg.vlm.model}"
+    return m.kind
+
+
+def fine_tuning(cfg) -> str:
+    """The fine-tuning method in words: zero-shot kinds, the VLM's method, or model.finetune."""
+    if cfg.model.kind == "clip_zero_shot":
+        return "zero-shot"
+    if cfg.model.kind == "vlm":
+        return {"none": "zero-shot"}.get(cfg.vlm.finetune, cfg.vlm.finetune)
+    return cfg.model.finetune
 
 
 def site_counts(manifest_csv: Path, label: str, class_names: list[str]) -> str:

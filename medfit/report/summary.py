@@ -1,25 +1,26 @@
 """The one-screen summary table printed at the end of a run."""
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+
+from medfit.run_folder import RunFolder
 
 SHOWN = ["auc", "accuracy", "sensitivity", "specificity", "ppv", "npv", "f1"]
 SHORT = {"auc": "AUC", "accuracy": "accuracy", "sensitivity": "sensitivity", "specificity": "specificity", "ppv": "PPV",
          "npv": "NPV", "f1": "F1"}
 
 
-def print_summary(run_dir: Path, metrics: dict, console: Console | None = None) -> None:
+def print_summary(run: RunFolder, console: Console | None = None) -> None:
     """Print metrics per split (with CIs), the threshold, parameters, timing and the report path."""
     # logs and pipes get a fixed wide table instead of rich's 80-column default (which truncates the CIs)
     console = console or Console(width=None if sys.stdout.isatty() else 132)
+    metrics = run.read_metrics()
     splits = metrics.get("splits", {})
     keys = [k for k in SHOWN if any(k in s for s in splits.values())]
-    table = Table(title=f"medfit · {run_dir.name}", title_justify="left")
+    table = Table(title=f"medfit · {run.path.name}", title_justify="left")
     table.add_column("split")
     table.add_column("n", justify="right")
     for k in keys:
@@ -43,7 +44,6 @@ def print_summary(run_dir: Path, metrics: dict, console: Console | None = None) 
     if timing:
         console.print(f"time: loading {timing.get('load_seconds')} s, training {timing.get('fit_seconds')} s "
                       f"over {timing.get('epochs_run')} epochs ({timing.get('train_images_per_second')} img/s)")
-    audit = run_dir / "audit.json"
-    if audit.is_file():
-        console.print(json.loads(audit.read_text()).get("summary", ""), markup=False)
-    console.print(f"run folder: {run_dir}  ·  report: {run_dir / 'report.html'}")
+    if run.has("audit"):
+        console.print(run.read_json("audit").get("summary", ""), markup=False)
+    console.print(f"run folder: {run.path}  ·  report: {run.file('report')}")

@@ -1,17 +1,20 @@
 """One trial: suggest values, train with a per-epoch pruning callback, score the run's predictions."""
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import socket
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import optuna
 import optuna.distributions as od
 from lightning.pytorch.callbacks import Callback
 
-from medfit.config import ExperimentConfig
+from medfit.config import ExperimentConfig, updated
+from medfit.evaluate import evaluate_predictions
+from medfit.run_folder import RunFolder, StudyFolder
 from medfit.tune.space import with_params
 from medfit.tune.stages import StagePlan
 
@@ -43,64 +46,58 @@ def suggest(trial: optuna.Trial, key: str, dist) -> Any:
     return trial.suggest_float(key, dist.low, dist.high, step=dist.step, log=dist.log)
 
 
-def trial_config(trial: optuna.Trial, plan: StagePlan, trials_dir: Path, worker: int = 0) -> ExperimentConfig:
+# Trains one trial's config with the given Lightning callbacks and returns its run folder (predictions written).
+FitTrial = Callable[[ExperimentConfig, list], RunFolder]
+
+
+def trial_config(trial: optuna.Trial, plan: StagePlan, study: StudyFolder, worker: int = 0) -> ExperimentConfig:
     """The stage's base config with this trial's values, epochs, early stopping and run folder."""
     if plan.is_seed_stage:
-        cfg = with_params(plan.base, {"seed": trial.suggest_categorical("seed", plan.seeds())})
+        values = {"seed": trial.suggest_categorical("seed", plan.seeds())}
     else:
-        cfg = with_params(plan.base, {k: suggest(trial, k, d) for k, d in plan.distributions.items()})
+        values = {k: suggest(trial, k, d) for k, d in plan.distributions.items()}
     stage = plan.stage
     if stage.epochs:
-        cfg.train.epochs = stage.epochs
+        values["train.epochs"] = stage.epochs
     if stage.early_stopping_patience >= 0:
-        cfg.train.early_stopping_patience = stage.early_stopping_patience
-    cfg.train.progress_bar = False
-    cfg.output_dir = str(trials_dir)
-    cfg.name = f"{plan.index + 1}-{stage.name}-{trial.number:03d}"
-    if cfg.train.logger == "mlflow" and not cfg.train.mlflow_uri:
+        values["train.early_stopping_patience"] = stage.early_stopping_patience
+    values.update({"train.progress_bar": False, "output_dir": str(study.trials),
+                   "name": f"{plan.index + 1}-{stage.name}-{trial.number:03d}"})
+    if plan.base.train.logger == "mlflow" and not plan.base.train.mlflow_uri:
         # one MLflow SQLite file per worker: parallel first runs would race to create one shared schema
-        cfg.train.mlflow_uri = f"sqlite:///{Path(trials_dir).resolve() / f'mlflow-w{worker}.db'}"
-    return cfg
+        values["train.mlflow_uri"] = f"sqlite:///{study.trials.resolve() / f'mlflow-w{worker}.db'}"
+    return with_params(plan.base, values)
 
 
-def split_aucs(run_dir: Path, cfg: ExperimentConfig) -> tuple[dict[str, float], bool]:
+def split_aucs(run: RunFolder, cfg: ExperimentConfig) -> tuple[dict[str, float], bool]:
     """AUC per split from the run's predictions (the spine's evaluation, no bootstrap); diverged runs score chance."""
-    import pandas as pd
-
-    from medfit.evaluate import evaluate_predictions
-
-    pred = pd.read_csv(run_dir / "predictions.csv")
+    pred = run.read_predictions()
     prob_cols = [c for c in pred.columns if c == "prob" or c.startswith("prob_")]
     diverged = bool(pred[prob_cols].isna().any().any())
     pred[prob_cols] = pred[prob_cols].fillna(0.5)
-    cfg.evaluate.bootstrap = 0
-    splits = evaluate_predictions(pred, cfg)["splits"]
+    splits = evaluate_predictions(pred, updated(cfg, {"evaluate.bootstrap": 0}))["splits"]
     return {name: float(s["auc"]) for name, s in splits.items() if s.get("auc") is not None}, diverged
 
 
-def train_objective(trial: optuna.Trial, plan: StagePlan, tune_dir: Path, data_dir: str | None = None,
+def train_objective(trial: optuna.Trial, plan: StagePlan, study: StudyFolder, fit_trial: FitTrial,
                     worker: int = 0) -> float:
-    """Train one trial with the spine's ``train`` and return its validation AUC (best checkpoint)."""
-    import json
-    import math
-
-    from medfit.train.fit import train
-
-    cfg = trial_config(trial, plan, Path(tune_dir) / "trials", worker)
-    shutil.rmtree(cfg.run_dir, ignore_errors=True)  # numbers are never reused; only a crashed copy can be here
-    trial.set_user_attr("run_dir", str(cfg.run_dir))
+    """Train one trial with the given fit function and return its validation AUC (best checkpoint)."""
+    cfg = trial_config(trial, plan, study, worker)
+    run = RunFolder.of(cfg.output_dir, cfg.name)
+    shutil.rmtree(run.path, ignore_errors=True)  # numbers are never reused; only a crashed copy can be here
+    trial.set_user_attr("run_dir", str(run.path))
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     callbacks = [PruneOnMetric(trial, cfg.train.monitor)] if plan.stage.prune and not plan.is_seed_stage else []
     try:
-        run_dir = train(cfg, data_dir=data_dir, callbacks=callbacks, evaluate=False)
+        run = fit_trial(cfg, callbacks)
     except optuna.TrialPruned as exc:
         print(f"[tune w{worker}] {plan.stage.name} trial {trial.number}: pruned at {exc}", flush=True)
         raise
     finally:
         if not cfg.tune.keep_checkpoints and not plan.is_seed_stage:
-            shutil.rmtree(cfg.run_dir / "checkpoints", ignore_errors=True)
-    aucs, diverged = split_aucs(run_dir, cfg)
-    info = json.loads((run_dir / "train_info.json").read_text()) if (run_dir / "train_info.json").is_file() else {}
+            shutil.rmtree(run.checkpoints, ignore_errors=True)
+    aucs, diverged = split_aucs(run, cfg)
+    info = run.read_json_or("train_info", {})
     for split, value in aucs.items():
         trial.set_user_attr(f"{split}_auc", value)
     trial.set_user_attr("epochs_run", info.get("timing", {}).get("epochs_run"))

@@ -13,8 +13,9 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from medfit.config import ExperimentConfig, save_config
-from medfit.tune.search import _shown, counts, open_storage, stage_base, stage_study_name, storage_url, tune_dir
+from medfit.config import ExperimentConfig, config_to_yaml, updated
+from medfit.report.page import STYLE
+from medfit.tune.search import _shown, counts, open_storage, stage_base, stage_study_name, storage_url, study_folder
 
 PLOTS = {
     "history": "plot_optimization_history",
@@ -22,12 +23,6 @@ PLOTS = {
     "slice": "plot_slice",
     "intermediate": "plot_intermediate_values",
 }
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)  # several tuners may finish at once; readers never see half a file
 
 
 def save_stage_plots(study: optuna.Study, folder: Path, prefix: str) -> dict[str, Path]:
@@ -83,12 +78,12 @@ def best_config(cfg: ExperimentConfig, storage, study: str) -> ExperimentConfig:
     """The config with every search stage's best values and the seed stage's training length."""
     best = stage_base(cfg, storage, study, len(cfg.tune.stages))
     last = cfg.tune.stages[-1]
+    changes = {"name": f"{cfg.name}-tuned"}
     if last.epochs:
-        best.train.epochs = last.epochs
+        changes["train.epochs"] = last.epochs
     if last.early_stopping_patience >= 0:
-        best.train.early_stopping_patience = last.early_stopping_patience
-    best.name = f"{cfg.name}-tuned"
-    return best
+        changes["train.early_stopping_patience"] = last.early_stopping_patience
+    return updated(best, changes)
 
 
 def _img(path: Path, alt: str) -> str:
@@ -97,11 +92,10 @@ def _img(path: Path, alt: str) -> str:
 
 
 def write_outputs(cfg: ExperimentConfig, study: str, storage_override: str | None = None) -> dict:
-    """Write best_config.yaml, seeds.csv, summary.json, plots/*.png and report.html into the study folder."""
-    from medfit.report.html import STYLE
-
-    out = tune_dir(cfg, study)
-    out.mkdir(parents=True, exist_ok=True)
+    """Write the best config, the seed table, the summary, the plots and the report into the study folder (atomically:
+    several tuners may finish at once)."""
+    folder = study_folder(cfg, study)
+    out = folder.path
     storage = open_storage(storage_url(cfg, study, storage_override), cfg.tune.heartbeat_seconds)
     summary: dict = {"study": study, "stages": []}
     sections = []
@@ -113,7 +107,7 @@ def write_outputs(cfg: ExperimentConfig, study: str, storage_override: str | Non
         body = ""
         if stage.seeds:
             seeds = seed_table(s)
-            _atomic_write(out / "seeds.csv", seeds.to_csv(index=False))
+            folder.write_csv("seeds", seeds)
             entry["val_auc"], entry["test_auc"] = mean_sd(seeds["val_auc"]), mean_sd(seeds["test_auc"])
             body = seeds.drop(columns="run_dir").to_html(index=False, float_format="%.4f", na_rep="–")
             body += f"<p>validation AUC {entry['val_auc']}, test AUC {entry['test_auc']} (mean ± sd over seeds)</p>"
@@ -121,7 +115,7 @@ def write_outputs(cfg: ExperimentConfig, study: str, storage_override: str | Non
             best = max(done, key=lambda t: (t.value, -t.number))
             entry |= {"best_value": best.value, "best_params": best.params, "best_trial": best.number,
                       "best_test_auc": best.user_attrs.get("test_auc")}
-            plots = save_stage_plots(s, out / "plots", f"{i + 1}-{stage.name}")
+            plots = save_stage_plots(s, folder.plots, f"{i + 1}-{stage.name}")
             entry["plots"] = {k: str(p.relative_to(out)) for k, p in plots.items()}
             params = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td></tr>" if isinstance(v, float) else
                              f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in best.params.items())
@@ -134,17 +128,15 @@ def write_outputs(cfg: ExperimentConfig, study: str, storage_override: str | Non
         summary["stages"].append(entry)
 
     best = best_config(cfg, storage, study)
-    best_path = out / "best_config.yaml"
-    save_config(best, best_path.with_name(f".best_config.{os.getpid()}.yaml"))
-    os.replace(best_path.with_name(f".best_config.{os.getpid()}.yaml"), best_path)
+    best_path = folder.write_text("best_config", config_to_yaml(best))
     summary["best_config"] = str(best_path)
     if seeds is not None:
         summary["seeds"] = seeds.drop(columns="run_dir").to_dict(orient="records")
-    _atomic_write(out / "summary.json", json.dumps(summary, indent=2, default=str))
+    folder.write_json("summary", json.loads(json.dumps(summary, default=str)))
     page = (f"<!doctype html><html><head><meta charset=utf-8><title>medfit tune {html.escape(study)}</title>"
             f"<style>{STYLE}</style></head><body><h1>Hyperparameter search: {html.escape(study)}</h1>"
             f"<p class=muted>config {html.escape(cfg.name)}; storage {html.escape(_shown(storage.url))}</p>"
             + "".join(sections)
             + f"<h2>Best config</h2><pre>{html.escape(best_path.read_text())}</pre></body></html>")
-    _atomic_write(out / "report.html", page)
+    folder.write_text("report", page)
     return summary

@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import optuna
+import sqlalchemy.exc
 from optuna.trial import TrialState
+from sqlalchemy.engine import make_url
 
 from medfit.config import ExperimentConfig
 from medfit.errors import ConfigError
+from medfit.run_folder import StudyFolder, check_run_name
 from medfit.tune.space import with_params
 from medfit.tune.stages import StagePlan, check_plan, plan_stage
 
@@ -28,9 +31,9 @@ class OverBudget(Exception):
     """A trial created after the stage's budget was already claimed by other workers (it is marked failed)."""
 
 
-def tune_dir(cfg: ExperimentConfig, study: str) -> Path:
-    """The study's folder: <output_dir>/tune/<study>."""
-    return Path(cfg.output_dir) / "tune" / study
+def study_folder(cfg: ExperimentConfig, study: str) -> StudyFolder:
+    """The study's folder: <output_dir>/tune/<study> (the study name checked to be a plain folder name)."""
+    return StudyFolder(Path(cfg.output_dir) / "tune" / check_run_name(study))
 
 
 def storage_url(cfg: ExperimentConfig, study: str, override: str | None = None) -> str:
@@ -38,15 +41,13 @@ def storage_url(cfg: ExperimentConfig, study: str, override: str | None = None) 
     url = override or cfg.tune.storage
     if url:
         return url
-    path = tune_dir(cfg, study).resolve() / "study.db"
+    path = study_folder(cfg, study).file("storage").resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
 
 
 def _shown(url: str) -> str:
     """The URL with any password masked (it ends up in error messages and the report)."""
-    from sqlalchemy.engine import make_url
-
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # not a URL at all: nothing to hide
@@ -56,8 +57,6 @@ def _shown(url: str) -> str:
 def open_storage(url: str, heartbeat_seconds: float) -> optuna.storages.RDBStorage:
     """RDB storage with a heartbeat: a killed worker's running trial is failed after 2 beats and retried once."""
     # heartbeat, retry and multivariate TPE are marked experimental in Optuna 5; we rely on them knowingly
-    import sqlalchemy.exc
-
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
@@ -198,7 +197,7 @@ def run_stage(study: optuna.Study, plan: StagePlan, objective: Objective, poll_s
 
 
 def run_worker(cfg: ExperimentConfig, study: str, storage_override: str | None = None, worker: int = 0,
-               objective: Objective | None = None, data_dir: str | None = None) -> list[str]:
+               objective: Objective | None = None) -> list[str]:
     """Walk the stages in order, each from the previous stages' best; returns the stage study names."""
     check_plan(cfg)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -208,10 +207,7 @@ def run_worker(cfg: ExperimentConfig, study: str, storage_override: str | None =
     url = storage_url(cfg, study, storage_override)
     storage = open_storage(url, cfg.tune.heartbeat_seconds)
     if objective is None:
-        from medfit.tune.objective import train_objective
-
-        def objective(trial: optuna.Trial, plan: StagePlan) -> float:
-            return train_objective(trial, plan, tune_dir(cfg, study), data_dir, worker)
+        raise ConfigError("tune: no trial objective given (medfit.commands.tune builds the training one)")
     names = []
     for index in range(len(cfg.tune.stages)):
         plan = plan_stage(cfg, index, stage_base(cfg, storage, study, index))

@@ -6,7 +6,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from medfit.config import ExperimentConfig, TuneConfig, config_from_dict, default_tune_space
+import optuna.distributions as od
+
+from medfit.config import ExperimentConfig, TuneConfig, config_from_dict, default_tune_space, updated
 from medfit.errors import ConfigError
 
 
@@ -63,8 +65,6 @@ def _number(value: Any) -> Any:
 
 def distribution(spec: ParamSpec, low: float | None = None, high: float | None = None):
     """The Optuna distribution of a parameter, optionally over a narrower [low, high]."""
-    import optuna.distributions as od
-
     if spec.type == "categorical":
         return od.CategoricalDistribution(list(spec.choices))
     low = spec.low if low is None else low
@@ -100,17 +100,10 @@ def get_value(cfg: ExperimentConfig, key: str) -> Any:
 
 def with_params(cfg: ExperimentConfig, params: dict[str, Any]) -> ExperimentConfig:
     """A checked copy of the config with dotted-key values set (types are verified by the config loader)."""
-    from medfit.config import config_to_dict
-
-    data = config_to_dict(cfg)
-    for key, value in params.items():
+    for key in params:
         get_value(cfg, key)
-        node = data
-        for part in key.split(".")[:-1]:
-            node = node[part]
-        node[key.split(".")[-1]] = value
     try:
-        return config_from_dict(data)
+        return updated(cfg, params)
     except ConfigError as exc:
         raise ConfigError(f"tune.space: a sampled value does not fit the config ({exc}); fix the parameter's type") from None
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import optuna.distributions as od
+
 from medfit.config import ExperimentConfig, TuneStage
 from medfit.errors import ConfigError
 from medfit.tune.space import ParamSpec, distribution, get_value, narrowed, parse_space
 
-LORA_KEYS = ("model.lora_r",)
+LORA_KEYS = ("model.lora.r",)
 
 
 def uses_lora(cfg: ExperimentConfig) -> bool:
@@ -96,8 +98,6 @@ def plan_stage(cfg: ExperimentConfig, index: int, base: ExperimentConfig) -> Sta
 
 
 def _contains(dist, value: Any) -> bool:
-    import optuna.distributions as od
-
     if isinstance(dist, od.CategoricalDistribution):
         return value in dist.choices
     if isinstance(value, bool) or not isinstance(value, (int, float)):

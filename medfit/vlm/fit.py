@@ -1,38 +1,25 @@
-"""Run a VLM classifier from a medfit config: zero-shot or LoRA fine-tuning, then predictions, metrics and the report."""
+"""Fine-tune a VLM classifier with LoRA on the option cross-entropy (zero-shot needs no fitting)."""
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
-from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
 
-from medfit.config import ExperimentConfig, VLMConfig, save_config
+from medfit.config import ExperimentConfig, VLMConfig
+from medfit.data.manifest import Manifest
 from medfit.errors import ConfigError, DataError
-from medfit.models.vlm import (VLMClassifier, add_lora, load_vlm, load_vlm_classifier, resolve_device, resolve_dtype,
-                               resolve_model_dir)
-
-
-def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
-    """Inverse-frequency class weights for the cross-entropy (n / (K * n_k))."""
-    counts = np.bincount(labels.astype(int), minlength=num_classes).clip(min=1)
-    return torch.tensor(len(labels) / (num_classes * counts), dtype=torch.float32)
-
-
-def class_auc(y: np.ndarray, probs: np.ndarray) -> float:
-    """ROC AUC of (N, K) class probabilities (binary: of class 1; else macro one-vs-rest); NaN when undefined."""
-    try:
-        if probs.shape[1] == 2:
-            return float(roc_auc_score(y, probs[:, 1]))
-        return float(roc_auc_score(y, probs, multi_class="ovr", average="macro", labels=list(range(probs.shape[1]))))
-    except ValueError:
-        return float("nan")
+from medfit.models import count_parameters
+from medfit.models.vlm import VLMClassifier, VLMLogits, add_lora, load_vlm, load_vlm_classifier
+from medfit.run_folder import RunFolder
+from medfit.task import Task
+from medfit.train.inputs import dataset_for
+from medfit.train.optim import build_optimizer, lr_schedule
 
 
 @torch.no_grad()
@@ -56,21 +43,34 @@ def prepare_for_training(model: torch.nn.Module, cfg: VLMConfig) -> torch.nn.Mod
     return add_lora(model, cfg)
 
 
+def _val_scores(classifier: VLMClassifier, task: Task, val: tuple[torch.Tensor, np.ndarray], cfg: VLMConfig,
+                progress: bool) -> tuple[float, float]:
+    """(validation loss, validation AUC) of the classifier's option probabilities."""
+    probs = predict_images(classifier, val[0], cfg.eval_batch_size, progress, "scoring val")
+    y = val[1].astype(int)
+    loss = float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, None)).mean())
+    return loss, task.auc(y, task.from_choice(probs))
+
+
 def train_lora(classifier: VLMClassifier, images: torch.Tensor, labels: np.ndarray, cfg: VLMConfig, seed: int,
                val: tuple[torch.Tensor, np.ndarray] | None = None, ckpt_dir: Path | None = None,
-               progress: bool = False) -> list[dict]:
+               progress: bool = False, task: Task | None = None) -> list[dict]:
     """Fine-tune the classifier's trainable (LoRA) weights on the option cross-entropy; returns the log rows.
 
     One optimiser step per ``grad_accum_steps`` batches (the loss is averaged over the group, so with equal batches
-    and no class weights a step sees the same gradient as one batch of ``batch_size * grad_accum_steps``). With ``val`` and ``ckpt_dir``, every epoch
-    saves the adapter to ``ckpt_dir/last`` and, when the validation AUC improves, to ``ckpt_dir/best``.
+    and no class weights a step sees the same gradient as one batch of ``batch_size * grad_accum_steps``). With ``val``
+    and ``ckpt_dir``, every epoch saves the adapter to ``ckpt_dir/last`` and, when the validation AUC improves, to
+    ``ckpt_dir/best``.
     """
+    task = task or Task("multiclass", tuple(classifier.class_names))
     model = classifier.model
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ConfigError("vlm.finetune: the model has no trainable parameters; add LoRA adapters first")
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    weights = class_weights(labels, len(classifier.class_names)) if cfg.class_balance else None
+    optimizer = build_optimizer([{"params": params}], cfg.optim)
+    steps_per_epoch = math.ceil(math.ceil(len(images) / cfg.batch_size) / cfg.grad_accum_steps)
+    schedule = lr_schedule(optimizer, cfg.optim, steps_per_epoch, cfg.max_steps or steps_per_epoch * cfg.epochs)
+    weights = task.one_of_k().class_weights(labels) if cfg.class_balance else None
     generator = torch.Generator().manual_seed(seed)
     y_all = torch.tensor(np.asarray(labels), dtype=torch.long)
     log, step, best_auc = [], 0, -math.inf
@@ -85,17 +85,17 @@ def train_lora(classifier: VLMClassifier, images: torch.Tensor, labels: np.ndarr
                 loss = classifier.loss(images[idx], y_all[idx], weights) / len(group)
                 loss.backward()
                 total += float(loss.detach())
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            if cfg.optim.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
             optimizer.step()
+            if schedule is not None:
+                schedule.step()
             step += 1
             log.append({"epoch": epoch, "step": step, "train_loss": total, "images": sum(len(idx) for idx in group)})
             if cfg.max_steps and step >= cfg.max_steps:
                 break
         if val is not None:
-            probs = predict_images(classifier, val[0], cfg.eval_batch_size, progress, "scoring val")
-            val_loss = float(-np.log(np.clip(probs[np.arange(len(val[1])), val[1].astype(int)], 1e-12, None)).mean())
-            auc = class_auc(val[1], probs)
+            val_loss, auc = _val_scores(classifier, task, val, cfg, progress)
             log.append({"epoch": epoch, "step": step, "val_loss": val_loss, "val_auc": auc})
             if ckpt_dir is not None:
                 model.save_pretrained(ckpt_dir / "last")
@@ -108,113 +108,66 @@ def train_lora(classifier: VLMClassifier, images: torch.Tensor, labels: np.ndarr
     return log
 
 
-def load_images(manifest, cfg: ExperimentConfig, desc: str) -> tuple[torch.Tensor, np.ndarray]:
+def load_images(manifest: Manifest, cfg: ExperimentConfig, desc: str) -> tuple[torch.Tensor, np.ndarray]:
     """A manifest's prepared images (N, C, H, W) in [0, 1] and class labels, through medfit's preprocessing cache."""
-    from medfit.data.datasets import ImageDataset
-
-    ds = ImageDataset(manifest, cfg, cfg.train.progress_bar, desc)
-    return ds.images, manifest.labels()
+    ds = dataset_for(manifest, cfg, cfg.train.progress_bar, desc)
+    return ds.images.float(), manifest.labels()
 
 
-def predictions_table(manifest, probs: np.ndarray) -> pd.DataFrame:
-    """predictions.csv rows: the manifest's id columns and labels, ``prob`` (binary) or ``prob_<class>``."""
-    keep = [c for c in ["image", "patient_id", "study_id", "site", "split", *manifest.label_columns] if c in manifest.df]
-    table = manifest.df[keep].copy()
-    if manifest.task == "binary":
-        table["prob"] = probs[:, 1]
-    else:
-        for j, name in enumerate(manifest.class_names):
-            table[f"prob_{name}"] = probs[:, j]
-    return table
-
-
-def run_vlm(cfg: ExperimentConfig, data_dir: str | None = None, evaluate: bool = True) -> Path:
-    """Zero-shot or LoRA-fine-tune ``cfg.vlm`` on ``cfg.data``; write a normal medfit run folder and return it."""
-    from medfit.data.manifest import build_manifest
-
+def check_vlm_config(cfg: ExperimentConfig) -> None:
+    """Refuse settings a VLM run cannot honour, before anything is loaded or written."""
     v = cfg.vlm
     if cfg.data.task == "multilabel":
-        raise ConfigError("data.task: multilabel is not supported by `medfit vlm` (one answer per image); use binary or multiclass")
+        raise ConfigError("data.task: multilabel is not supported by `medfit vlm` (one answer per image); use binary "
+                          "or multiclass")
     if v.finetune == "lora" and (v.epochs < 1 or v.batch_size < 1 or v.grad_accum_steps < 1):
         raise ConfigError("vlm.epochs, vlm.batch_size and vlm.grad_accum_steps must be >= 1 for LoRA fine-tuning")
-    # fail on missing weights or unsupported precision before anything is written
-    resolve_model_dir(v.model, v.cache_dir)
-    resolve_dtype(v.precision, resolve_device(v.device))
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    run_dir = cfg.run_dir
-    if (run_dir / "predictions.csv").exists():
-        raise DataError(f"{run_dir}: holds a previous run; choose another name (--name) or remove the folder")
-    manifest = build_manifest(cfg, data_dir)
+
+
+@dataclass
+class VLMFit:
+    """A fitted (or zero-shot) VLM as a task network, with its training record."""
+
+    network: VLMLogits
+    info: dict
+    log: list[dict] = field(default_factory=list)
+
+
+def fit_vlm(cfg: ExperimentConfig, run: RunFolder, manifest: Manifest) -> VLMFit:
+    """Zero-shot: the VLM as it is; LoRA: fine-tune on train, keep the best adapter by validation AUC and reload it
+    from disk (so the scores come from what is saved)."""
+    v, task = cfg.vlm, manifest.target
     for split in ("train", "val") if v.finetune == "lora" else ("val",):
         if not (manifest.df["split"] == split).any():
             raise DataError(f"{cfg.data.root}: no {split!r} rows in the manifest; this run needs {split} images")
-    cfg.data.class_names = list(manifest.class_names)
-    cfg.model.name = f"vlm:{v.model}"  # what the report names; the VLM settings themselves are in the vlm section
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
-    manifest.to_csv(run_dir / "manifest.csv")
-
     t0 = time.perf_counter()
     model, processor = load_vlm(v)
-    val_images, val_labels = load_images(manifest.split("val"), cfg, "loading val")
-    if v.finetune == "lora":
-        images, labels = load_images(manifest.split("train"), cfg, "loading train")
-    timing = {"load_seconds": round(time.perf_counter() - t0, 1), "fit_seconds": 0.0, "epochs_run": 0,
-              "train_images_per_second": 0.0}
-    ckpt_dir = run_dir / "checkpoints"
-    log: list[dict] = []
-    if v.finetune == "lora":
-        model = prepare_for_training(model, v)
-        classifier = VLMClassifier(model, processor, manifest.class_names, v)
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        total = sum(p.numel() for p in model.parameters())
-        t1 = time.perf_counter()
-        log = train_lora(classifier, images, labels, v, cfg.seed, (val_images, val_labels), ckpt_dir, cfg.train.progress_bar)
-        fit_seconds = time.perf_counter() - t1
-        steps = [r for r in log if "train_loss" in r]
-        timing.update(fit_seconds=round(fit_seconds, 1), epochs_run=len({r["epoch"] for r in steps}),
-                      optimizer_steps=len(steps),
-                      train_images_per_second=round(sum(r["images"] for r in steps) / max(fit_seconds, 1e-9), 2))
-        del classifier, model, images
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        # predict with the saved best adapter, reloaded the way a user would (so the scores come from what is on disk)
-        classifier = load_vlm_classifier(v, manifest.class_names, ckpt_dir / "best")
-    else:
+    timing = {"fit_seconds": 0.0, "epochs_run": 0, "train_images_per_second": 0.0}
+    if v.finetune != "lora":
         classifier = VLMClassifier(model.eval(), processor, manifest.class_names, v)
-        total, trainable = sum(p.numel() for p in model.parameters()), 0
-    if log:  # the report draws the training curves from it
-        (run_dir / "logs").mkdir(exist_ok=True)
-        pd.DataFrame(log, columns=["epoch", "step", "train_loss", "val_loss", "val_auc"]).to_csv(run_dir / "logs" / "metrics.csv",
-                                                                                                index=False)
+        _, total = count_parameters(model)
+        timing["load_seconds"] = round(time.perf_counter() - t0, 1)
+        return VLMFit(VLMLogits(classifier, task.is_binary), _info(classifier, v, 0, total, timing))
+    val = load_images(manifest.split("val"), cfg, "loading val")
+    images, labels = load_images(manifest.split("train"), cfg, "loading train")
+    timing["load_seconds"] = round(time.perf_counter() - t0, 1)
+    model = prepare_for_training(model, v)
+    classifier = VLMClassifier(model, processor, manifest.class_names, v)
+    trainable, total = count_parameters(model)
+    t1 = time.perf_counter()
+    log = train_lora(classifier, images, labels, v, cfg.seed, val, run.checkpoints, cfg.train.progress_bar, task)
+    steps = [r for r in log if "train_loss" in r]
+    fit_seconds = time.perf_counter() - t1
+    timing.update(fit_seconds=round(fit_seconds, 1), epochs_run=len({r["epoch"] for r in steps}),
+                  optimizer_steps=len(steps),
+                  train_images_per_second=round(sum(r["images"] for r in steps) / max(fit_seconds, 1e-9), 2))
+    del classifier, model, images
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    best = load_vlm_classifier(v, manifest.class_names, run.adapter("best"))
+    return VLMFit(VLMLogits(best, task.is_binary), _info(best, v, trainable, total, timing), log)
 
-    t2 = time.perf_counter()
-    tables = []
-    for split in [s for s in manifest.df["split"].unique() if s != "train"]:
-        part = manifest.split(split)
-        images = val_images if split == "val" else load_images(part, cfg, f"loading {split}")[0]
-        probs = predict_images(classifier, images, v.eval_batch_size, cfg.train.progress_bar, f"scoring {split}")
-        tables.append(predictions_table(part, probs))
-    pd.concat(tables, ignore_index=True).to_csv(run_dir / "predictions.csv", index=False)
-    timing["predict_seconds"] = round(time.perf_counter() - t2, 1)
-    info = {"parameters": {"trainable": int(trainable), "total": int(total)}, "timing": timing,
+
+def _info(classifier: VLMClassifier, v: VLMConfig, trainable: int, total: int, timing: dict) -> dict:
+    return {"parameters": {"trainable": int(trainable), "total": int(total)}, "timing": timing,
             "vlm": {"prompt": classifier.prompt, "option_token_ids": classifier.option_ids, "finetune": v.finetune}}
-    (run_dir / "train_info.json").write_text(json.dumps(info, indent=2))
-    if evaluate:
-        from medfit.evaluate import evaluate_run
-        from medfit.report import write_report
-
-        evaluate_run(run_dir)
-        write_report(run_dir)
-    return run_dir
-
-
-def load_run_classifier(run_dir: str | Path, which: str = "best") -> VLMClassifier:
-    """The classifier of a finished ``medfit vlm`` run: its config, class names and saved adapter (if any)."""
-    from medfit.evaluate.run import load_run_config
-
-    run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
-    adapter = run_dir / "checkpoints" / which if cfg.vlm.finetune == "lora" else None
-    return load_vlm_classifier(cfg.vlm, cfg.data.class_names, adapter)

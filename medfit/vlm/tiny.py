@@ -60,8 +60,13 @@ def _llava(vocab: dict[str, int], image_size: int):
 
 
 def _gemma3(vocab: dict[str, int], image_size: int):
-    from transformers import (Gemma3Config, Gemma3ForConditionalGeneration, Gemma3Processor, Gemma3TextConfig,
-                              SiglipVisionConfig)
+    from transformers import (
+        Gemma3Config,
+        Gemma3ForConditionalGeneration,
+        Gemma3Processor,
+        Gemma3TextConfig,
+        SiglipVisionConfig,
+    )
     from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
 
     tokenizer = word_tokenizer(vocab, boi_token="<start_of_image>", image_token="<image_soft_token>", eoi_token="<end_of_image>")

@@ -1,21 +1,16 @@
-"""Typed experiment configuration: YAML in and out, strict keys, errors that name the key path."""
+"""The experiment config's sections as frozen dataclasses (YAML keys = field names)."""
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Literal, Union
 
-import yaml
-
-from medfit.errors import ConfigError
-
-Task = Literal["binary", "multiclass", "multilabel"]
+TaskKind = Literal["binary", "multiclass", "multilabel"]
+# One precision vocabulary for every engine (Lightning's names); "auto": bf16 where the GPU has it, else 32-bit.
+Precision = Literal["auto", "32-true", "bf16-mixed", "bf16-true", "16-mixed"]
+ModelKind = Literal["timm", "fusion", "open_clip", "clip_zero_shot", "monai3d", "vlm"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class DataConfig:
     """Where the images are and how they become a manifest."""
 
@@ -29,7 +24,7 @@ class DataConfig:
     patient_column: str = "patient_id"
     site_column: str = "site"
     class_names: list[str] = field(default_factory=list)  # empty: taken from the data
-    task: Task = "binary"
+    task: TaskKind = "binary"
     val_fraction: float = 0.1  # drawn from the training pool, stratified and grouped by patient
     split_seed: int = 0
     image_size: int = 64
@@ -38,7 +33,7 @@ class DataConfig:
     limit_per_split: int = 0  # >0: keep at most this many images per split (quick runs)
 
 
-@dataclass
+@dataclass(frozen=True)
 class PreprocessConfig:
     """Image preprocessing before augmentation (see medfit.preprocess)."""
 
@@ -47,49 +42,86 @@ class PreprocessConfig:
     cache_dir: str = ""  # empty: <output_dir>/.cache
     resize: Literal["stretch", "pad"] = "stretch"  # stretch to a square, or keep the aspect ratio and pad
     irregular_series: Literal["resample", "error"] = "resample"  # DICOM gantry tilt / uneven slice spacing
-    on_bad_file: Literal["error", "skip"] = "error"  # skip: `medfit preprocess` and series reading log and go on
+    on_bad_file: Literal["error", "skip"] = "error"  # skip: unreadable rows are dropped (and listed) before training
 
 
-@dataclass
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimiser and learning-rate schedule (shared by train, pretrain and vlm)."""
+
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.9  # sgd
+    nesterov: bool = False  # sgd
+    scheduler: Literal["cosine", "none"] = "cosine"
+    warmup_epochs: float = 1.0  # linear warmup before the cosine decay
+    min_lr_ratio: float = 0.01  # the cosine ends at lr * min_lr_ratio
+    grad_clip: float = 0.0  # max gradient norm; 0 disables
+    head_lr: float = 0.0  # 0: lr
+    backbone_lr: float = 0.0  # 0: lr
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    """LoRA adapters (peft): rank, scaling, dropout and the adapted layers."""
+
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    targets: list[str] = field(default_factory=list)  # empty: qkv/proj/fc1/fc2 (ViT), every conv (CNN)
+
+
+@dataclass(frozen=True)
 class FusionMemberConfig:
     """One backbone of a feature-fusion ensemble: a trained run folder, or a timm name (+ optional weight file)."""
 
-    run: str = ""  # run folder: its config.yaml gives the network, checkpoints/best.ckpt its weights
+    run: str = ""  # run folder: its config gives the network, its best checkpoint the weights
     name: str = ""  # timm model name when no run is given
     pretrained: str = ""  # local weight file for ``name``
     freeze: bool = False  # keep this member's weights fixed
 
 
-@dataclass
-class ModelConfig:
-    """Which network to build (see medfit.models.build_model)."""
+@dataclass(frozen=True)
+class FusionConfig:
+    """``model.kind: fusion``: members' pooled features projected, concatenated, normalised, MLP head."""
 
-    name: str = "resnet18"  # any timm model name or zoo alias; "fusion" (see fusion); "open_clip" (see clip_model)
-    pretrained: str = ""  # local weight file (timm loader); empty = random init
-    in_chans: int = 1
-    drop_rate: float = 0.0
-    kwargs: dict = field(default_factory=dict)  # extra keyword arguments for timm.create_model
-    cbam: list[str] = field(default_factory=list)  # CBAM after these modules (dotted paths) or ["default"] per family
-    cbam_reduction: int = 16
-    finetune: Literal["full", "linear", "lora"] = "full"  # linear: frozen backbone, head only
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.0
-    lora_targets: list[str] = field(default_factory=list)  # empty: qkv/proj/fc1/fc2 (ViT), every conv (CNN)
-    head_lr: float = 0.0  # 0: train.lr
-    backbone_lr: float = 0.0  # 0: train.lr
-    fusion: list[FusionMemberConfig] = field(default_factory=list)  # members when name is "fusion"
-    fusion_dim: int = 768  # each member's pooled features are projected to this width
-    fusion_hidden: int = 256
-    fusion_dropout: float = 0.3
-    clip_model: str = "hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"  # or "local-dir:FOLDER"
-    clip_cache_dir: str = ""  # HF cache for hf-hub: models; empty: $HF_HUB_CACHE or ~/.cache/huggingface/hub
-    clip_image_size: int = 0  # >0: resize the CLIP image tower's input (position embeddings resampled); 0: its own
+    members: list[FusionMemberConfig] = field(default_factory=list)
+    dim: int = 768  # each member's pooled features are projected to this width
+    hidden: int = 256
+    dropout: float = 0.3
+
+
+@dataclass(frozen=True)
+class ClipConfig:
+    """``model.kind: open_clip`` / ``clip_zero_shot``: an open_clip model (BiomedCLIP) and zero-shot prompts."""
+
+    source: str = "hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"  # or "local-dir:FOLDER"
+    cache_dir: str = ""  # HF cache for hf-hub: models; empty: $HF_HUB_CACHE or ~/.cache/huggingface/hub
+    image_size: int = 0  # >0: resize the image tower's input (position embeddings resampled); 0: its own
     prompts: dict = field(default_factory=dict)  # zero-shot: class name -> description or list of descriptions
     prompt_templates: list[str] = field(default_factory=lambda: ["a medical image showing {}."])
 
 
-@dataclass
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which network to build: ``kind`` picks the builder (medfit.models.registry); each kind uses its own keys."""
+
+    kind: ModelKind = "timm"
+    name: str = "resnet18"  # timm: any timm model name or zoo alias; monai3d: resnet10/18/34/50, densenet121/169/201
+    pretrained: str = ""  # timm: local weight file, folder or run folder; empty = random init
+    in_chans: int = 0  # 0: data.channels (a different value is an error)
+    drop_rate: float = 0.0
+    kwargs: dict = field(default_factory=dict)  # extra keyword arguments for timm.create_model / the MONAI network
+    cbam: list[str] = field(default_factory=list)  # timm CNNs: CBAM after these modules or ["default"] per family
+    cbam_reduction: int = 16
+    finetune: Literal["full", "linear", "lora"] = "full"  # linear: frozen backbone, head only
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    clip: ClipConfig = field(default_factory=ClipConfig)
+
+
+@dataclass(frozen=True)
 class AugmentConfig:
     """Training-time augmentation (applied on tensors, on the fly)."""
 
@@ -101,30 +133,23 @@ class AugmentConfig:
     contrast: float = 0.1
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     """Optimisation and the Lightning trainer."""
 
     epochs: int = 10
     batch_size: int = 32
-    optimizer: Literal["adamw", "sgd"] = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    momentum: float = 0.9
-    scheduler: Literal["cosine", "none"] = "cosine"
-    warmup_epochs: float = 1.0
-    min_lr_ratio: float = 0.01
+    optim: OptimConfig = field(default_factory=OptimConfig)
     early_stopping_patience: int = 0  # 0 disables early stopping
     monitor: str = "val_auc"
     class_balance: Literal["none", "loss", "sampler"] = "loss"
-    grad_clip: float = 0.0
     label_smoothing: float = 0.0
     ema_decay: float = 0.0  # >0: validate, checkpoint and predict with an EMA of the weights (medfit.train.averaging)
     accelerator: str = "cpu"
     devices: Union[int, str] = 1
     num_nodes: int = 1
     strategy: str = "auto"
-    precision: str = "32-true"
+    precision: Precision = "32-true"
     logger: Literal["mlflow", "csv", "none"] = "mlflow"
     mlflow_uri: str = ""  # empty: a local SQLite store <output_dir>/mlflow.db
     progress_bar: bool = True
@@ -132,7 +157,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
-@dataclass
+@dataclass(frozen=True)
 class EvaluateConfig:
     """How predictions become metrics."""
 
@@ -140,10 +165,19 @@ class EvaluateConfig:
     threshold_value: float = 0.5  # the fixed threshold, or the target sensitivity/specificity
     bootstrap: int = 1000
     ci_level: float = 0.95
-    temperature_scaling: bool = False  # fit a temperature on val; metrics.json adds calibration after scaling
+    temperature_scaling: bool = False  # fit a temperature on val; the metrics add calibration after scaling
 
 
-@dataclass
+def _vlm_optim() -> OptimConfig:
+    return OptimConfig(lr=2e-4, weight_decay=0.0, grad_clip=1.0, scheduler="none", warmup_epochs=0.0)
+
+
+def _vlm_lora() -> LoraConfig:
+    return LoraConfig(dropout=0.05, targets=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                             "down_proj"])
+
+
+@dataclass(frozen=True)
 class VLMConfig:
     """A vision-language model used as a classifier, scored by its option tokens (``medfit vlm``, medfit.models.vlm)."""
 
@@ -157,26 +191,21 @@ class VLMConfig:
     answer: Literal["letter", "text"] = "letter"  # score the option letters or the option texts (summed log-probs)
     chat_template: bool = True  # wrap the prompt in the processor's chat template when it has one
     finetune: Literal["none", "lora"] = "lora"  # none: zero-shot
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    lora_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    lora: LoraConfig = field(default_factory=_vlm_lora)
     lora_vision: bool = False  # also adapt every linear layer of the vision tower
     epochs: int = 1
     max_steps: int = 0  # >0: stop after this many optimiser steps
     batch_size: int = 4
     grad_accum_steps: int = 1  # optimiser step every this many batches
-    lr: float = 2e-4
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0  # 0 disables
+    optim: OptimConfig = field(default_factory=_vlm_optim)
     class_balance: bool = True  # weight the loss by inverse class frequency
     gradient_checkpointing: bool = False
-    precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 where the GPU supports it, else fp32
+    precision: Precision = "auto"
     device: str = "auto"  # auto: cuda when available, else cpu
     eval_batch_size: int = 8
 
 
-@dataclass
+@dataclass(frozen=True)
 class TuneStage:
     """One stage of the staged hyperparameter search (medfit.tune.stages)."""
 
@@ -193,31 +222,32 @@ class TuneStage:
 def default_tune_space() -> dict:
     """The built-in search space: config key -> {type, low, high, log, choices}."""
     return {
-        "train.lr": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
-        "train.weight_decay": {"type": "float", "low": 1e-6, "high": 0.3, "log": True},
+        "train.optim.lr": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
+        "train.optim.weight_decay": {"type": "float", "low": 1e-6, "high": 0.3, "log": True},
         "train.batch_size": {"type": "categorical", "choices": [16, 32, 64]},
-        "model.lora_r": {"type": "categorical", "choices": [4, 8, 16, 32]},
-        "train.scheduler": {"type": "categorical", "choices": ["cosine", "none"]},
-        "train.warmup_epochs": {"type": "float", "low": 0.0, "high": 3.0},
+        "model.lora.r": {"type": "categorical", "choices": [4, 8, 16, 32]},
+        "train.optim.scheduler": {"type": "categorical", "choices": ["cosine", "none"]},
+        "train.optim.warmup_epochs": {"type": "float", "low": 0.0, "high": 3.0},
     }
 
 
 def default_tune_stages() -> list[TuneStage]:
     """The four-stage plan: broad LR, narrow LR + regularisation, scheduler, seeds with early stopping."""
     return [
-        TuneStage(name="lr", params=["train.lr"], trials=12, epochs=3),
-        TuneStage(name="regularisation", params=["train.lr", "train.weight_decay", "train.batch_size", "model.lora_r"],
-                  trials=16, epochs=8, narrow={"train.lr": 3.0}),
-        TuneStage(name="schedule", params=["train.scheduler", "train.warmup_epochs"], trials=8, epochs=8),
+        TuneStage(name="lr", params=["train.optim.lr"], trials=12, epochs=3),
+        TuneStage(name="regularisation",
+                  params=["train.optim.lr", "train.optim.weight_decay", "train.batch_size", "model.lora.r"],
+                  trials=16, epochs=8, narrow={"train.optim.lr": 3.0}),
+        TuneStage(name="schedule", params=["train.optim.scheduler", "train.optim.warmup_epochs"], trials=8, epochs=8),
         TuneStage(name="seeds", trials=0, epochs=20, seeds=5, early_stopping_patience=5, prune=False),
     ]
 
 
-@dataclass
+@dataclass(frozen=True)
 class TuneConfig:
     """Staged Optuna search (``medfit tune``): the space, the stages and their budgets, storage and pruning."""
 
-    storage: str = ""  # any SQLAlchemy URL; empty: sqlite:///<output_dir>/tune/<study>/study.db
+    storage: str = ""  # any SQLAlchemy URL; empty: a SQLite file in <output_dir>/tune/<study>/
     sampler: Literal["tpe", "random"] = "tpe"
     pruner: Literal["median", "hyperband", "none"] = "median"  # on the validation AUC reported each epoch
     pruner_startup_trials: int = 3  # median: trials finished before any is pruned
@@ -228,7 +258,7 @@ class TuneConfig:
     stages: list[TuneStage] = field(default_factory=default_tune_stages)
 
 
-@dataclass
+@dataclass(frozen=True)
 class AuditConfig:
     """Dataset audit before training (see medfit.audit): duplicates, split leaks, label conflicts, shortcut signals."""
 
@@ -241,7 +271,11 @@ class AuditConfig:
     cache_dir: str = ""  # empty: <preprocess cache dir or <output_dir>/.cache>/audit
 
 
-@dataclass
+def _pretrain_optim() -> OptimConfig:
+    return OptimConfig(lr=5e-4, weight_decay=0.05, warmup_epochs=5.0, grad_clip=3.0)
+
+
+@dataclass(frozen=True)
 class PretrainConfig:
     """Self-supervised ViT pretraining on the manifest's images, labels ignored (``medfit pretrain``, medfit.pretrain)."""
 
@@ -250,11 +284,7 @@ class PretrainConfig:
     epochs: int = 100
     max_steps: int = 0  # >0: stop after this many optimiser steps
     batch_size: int = 64
-    lr: float = 5e-4
-    weight_decay: float = 0.05
-    warmup_epochs: float = 5.0
-    min_lr_ratio: float = 0.01
-    grad_clip: float = 3.0  # 0 disables
+    optim: OptimConfig = field(default_factory=_pretrain_optim)
     pos_embed: Literal["learned", "sincos", "log_sincos"] = "learned"  # sincos kinds are fixed while pretraining
     window_size: int = 0  # >0: ViTDet windowed attention, windows of this many patches per side
     global_every: int = 3  # with windows: every this-many-th block, counted back from the last, attends globally
@@ -283,22 +313,21 @@ class PretrainConfig:
     pictures: int = 8  # images in the MAE reconstruction and attention-map figures
 
 
-@dataclass
+@dataclass(frozen=True)
 class VolumeConfig:
-    """A study (volume) as the unit of prediction: input mode, key slice, neighbours, combine rule (medfit.data.volumes)."""
+    """A study (volume) as the unit of prediction: input mode, key slice, neighbours, combine rule (medfit.data.studies)."""
 
     mode: Literal["slice", "2.5d", "slice_set", "3d"] = "slice"  # slice: 2D rows as given (key slice + offsets)
     key_slice: Literal["given", "mask", "centre"] = "given"  # given: manifest slice_index (centre when empty)
     mask_label: int = 0  # key slice from the mask: this label's largest area (0: the row's roi_label, else any label)
     neighbours: int = 0  # k slices each side of the key slice (2.5d channels; slice mode: extra rows per study)
-    augmented_prediction: bool = False  # slice mode: predict key +- k and combine per study (augmented.json)
+    augmented_prediction: bool = False  # slice mode: predict key +- k and combine per study
     combine: Literal["mean_prob", "max", "mean_logit"] = "mean_prob"
     slices: int = 0  # slice_set / 3d: resample the slice axis to this many slices (0: image_size)
     mil_hidden: int = 128  # slice_set: width of the gated-attention layer
-    net3d: str = "resnet10"  # 3d: a MONAI network (resnet10/18/34, densenet121, ...)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExperimentConfig:
     """One experiment: data, preprocessing, model, training and evaluation."""
 
@@ -315,127 +344,3 @@ class ExperimentConfig:
     tune: TuneConfig = field(default_factory=TuneConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     volume: VolumeConfig = field(default_factory=VolumeConfig)
-
-    @property
-    def run_dir(self) -> Path:
-        """The run folder: <output_dir>/<name>."""
-        return Path(self.output_dir) / self.name
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _coerce(value: Any, tp: Any, path: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; return it converted (int -> float only)."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if tp is Any:
-        return value
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__} {value!r}")
-        return _build(tp, value, path)
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{path}: expected one of {list(args)}, got {value!r}")
-        return value
-    if origin in (Union, types.UnionType):
-        errors = []
-        for arg in args:
-            try:
-                return _coerce(value, arg, path)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(f"{path}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
-    if tp is type(None):
-        if value is not None:
-            raise ConfigError(f"{path}: expected null, got {value!r}")
-        return None
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{path}: expected a list, got {type(value).__name__} {value!r}")
-        item = args[0] if args else Any
-        return [_coerce(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
-    if origin is dict or tp is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__} {value!r}")
-        return dict(value)
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{path}: expected float, got {type(value).__name__} {value!r}")
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{path}: expected int, got {type(value).__name__} {value!r}")
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{path}: expected true or false, got {value!r}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{path}: expected a string, got {type(value).__name__} {value!r}")
-        return value
-    raise ConfigError(f"{path}: unsupported config type {tp!r}")
-
-
-def _build(cls: type, data: dict, path: str = "") -> Any:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in data.items():
-        key_path = f"{path}.{key}" if path else str(key)
-        if key not in names:
-            raise ConfigError(f"{key_path}: unknown key (allowed: {', '.join(sorted(names))})")
-        kwargs[key] = _coerce(value, hints[key], key_path)
-    return cls(**kwargs)
-
-
-def config_from_dict(data: dict | None, cls: type = ExperimentConfig) -> Any:
-    """Build a typed config from a plain mapping, refusing unknown keys and wrong types."""
-    return _build(cls, data or {})
-
-
-def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Load a YAML experiment config, apply ``key.path=value`` overrides, and type-check it."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections")
-    for item in overrides or []:
-        apply_override(data, item)
-    try:
-        return config_from_dict(data)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-
-
-def apply_override(data: dict, item: str) -> None:
-    """Set ``a.b.c=value`` (value parsed as YAML) in a nested mapping."""
-    if "=" not in item:
-        raise ConfigError(f"override {item!r}: expected key.path=value")
-    key, raw = item.split("=", 1)
-    node = data
-    parts = key.strip().split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"override {item!r}: {part} is not a section")
-    node[parts[-1]] = yaml.safe_load(raw)
-
-
-def config_to_dict(cfg: Any) -> dict:
-    """The config as plain data (for YAML and JSON)."""
-    return dataclasses.asdict(cfg)
-
-
-def save_config(cfg: Any, path: str | Path) -> None:
-    """Write the resolved config as YAML."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))

@@ -2,27 +2,20 @@
 from __future__ import annotations
 
 import argparse
-import json
+
+from medfit.commands.common import add_config_arguments, load_experiment
+from medfit.pretrain.fit import pretrain
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``medfit pretrain``."""
-    parser.add_argument("config", help="experiment YAML file (sections data, model, pretrain; train for the engine)")
-    parser.add_argument("--data", help="base folder for relative data paths (else $MEDFIT_DATA, else ../shared/data)")
+    add_config_arguments(parser, "experiment YAML file (sections data, model, pretrain; train for the engine)")
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="override config keys, e.g. pretrain.epochs=5")
-    parser.add_argument("--name", help="run name (default: the config's name)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``medfit pretrain``."""
-    from medfit.config import load_config
-    from medfit.pretrain.fit import pretrain
-
-    cfg = load_config(args.config, args.set + ([f"name={args.name}"] if args.name else []))
-    run_dir = pretrain(cfg, data_dir=args.data, resume=args.resume)
-    info = json.loads((run_dir / "pretrain_metrics.json").read_text())
+    info = pretrain(load_experiment(args), data_dir=args.data, resume=args.resume).read_json("pretrain_metrics")
     print(f"pretrained {info['steps']} steps ({', '.join(info['objectives'])}) in {info['fit_seconds']} s, "
           f"{info['images_per_second']} img/s; losses {info['losses']}")
     probe = info.get("probe")

@@ -7,30 +7,54 @@ import os
 import subprocess
 import sys
 
-from medfit.config import load_config
-from medfit.errors import ConfigError
+import optuna
+import torch
+
+from medfit.audit import run_audit
+from medfit.commands.common import add_config_arguments, load_experiment
+from medfit.commands.pipeline import train_run
+from medfit.config import ExperimentConfig
+from medfit.data.manifest import build_manifest
+from medfit.errors import ConfigError, MedfitError
+from medfit.tune.objective import train_objective
+from medfit.tune.report import write_outputs
+from medfit.tune.search import Objective, open_storage, run_worker, storage_url, study_folder
+from medfit.tune.stages import StagePlan, check_plan
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``medfit tune``."""
-    parser.add_argument("config", help="experiment YAML file (its tune: section holds the space and the stages)")
+    add_config_arguments(parser, "experiment YAML file (its tune: section holds the space and the stages)")
     parser.add_argument("--study", required=True, help="study name; rerunning with the same name continues it")
     parser.add_argument("--workers", type=int, default=1, help="local worker processes sharing the study (default 1)")
     parser.add_argument("--storage", help="SQLAlchemy URL shared by all workers, e.g. postgresql://user@host/db "
-                                          "(default: tune.storage, else SQLite in <output_dir>/tune/<study>/study.db)")
-    parser.add_argument("--data", help="base folder for relative data paths (else $MEDFIT_DATA, else ../shared/data)")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys, e.g. tune.pruner=none")
+                                          "(default: tune.storage, else SQLite in <output_dir>/tune/<study>/)")
     parser.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)  # >0: a spawned worker
 
 
+def training_objective(study: str, cfg: ExperimentConfig, data_dir: str | None, worker: int = 0) -> Objective:
+    """The trial objective that trains each trial's config through the run pipeline (prepare, fit, predict)."""
+    folder = study_folder(cfg, study)
+
+    def fit_trial(trial_cfg: ExperimentConfig, callbacks: list):
+        return train_run(trial_cfg, data_dir, callbacks=callbacks)
+
+    def objective(trial: optuna.Trial, plan: StagePlan) -> float:
+        return train_objective(trial, plan, folder, fit_trial, worker)
+
+    return objective
+
+
 def _worker_command(args: argparse.Namespace, index: int, storage: str) -> list[str]:
-    # `python -m medfit.tune.cli` skips importing every other verb (seconds per worker on a busy machine)
-    cmd = [sys.executable, "-m", "medfit.tune.cli", args.config, "--study", args.study, "--storage", storage,
+    # `python -m medfit.commands.tune` skips importing every other verb (seconds per worker on a busy machine)
+    cmd = [sys.executable, "-m", "medfit.commands.tune", args.config, "--study", args.study, "--storage", storage,
            "--workers", str(args.workers), "--worker-index", str(index)]
     if args.data:
         cmd += ["--data", args.data]
-    if args.set:
-        cmd += ["--set", *args.set]
+    if args.name:
+        cmd += ["--name", args.name]
+    if args.overrides:
+        cmd += ["--set", *args.overrides]
     return cmd
 
 
@@ -41,32 +65,25 @@ def _quiet_trial_audits() -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``medfit tune``: this process is worker 0; --workers N spawns N-1 more on the same study."""
-    from medfit.tune.search import open_storage, run_worker, storage_url, tune_dir
-    from medfit.tune.stages import check_plan
-
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers}: give at least 1")
-    cfg = load_config(args.config, args.set)
+    cfg = load_experiment(args)
     check_plan(cfg)
-    import torch
-
     if args.workers > 1:  # share the cores instead of oversubscribing them
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // args.workers))
     if args.worker_index:
         _quiet_trial_audits()
-        run_worker(cfg, args.study, args.storage, args.worker_index, data_dir=args.data)
+        run_worker(cfg, args.study, args.storage, args.worker_index,
+                   training_objective(args.study, cfg, args.data, args.worker_index))
         return 0
-    from medfit.audit import run_audit
-    from medfit.data.manifest import build_manifest
-
     # audit once before any worker starts, so a leak stops the study here; trials re-use the cached fingerprints
-    run_audit(cfg, build_manifest(cfg, args.data), tune_dir(cfg, args.study))
+    run_audit(cfg, build_manifest(cfg, args.data), study_folder(cfg, args.study))
     _quiet_trial_audits()
     url = storage_url(cfg, args.study, args.storage)
     open_storage(url, cfg.tune.heartbeat_seconds)  # create the schema once, before the workers race for it
     children = [subprocess.Popen(_worker_command(args, i, url)) for i in range(1, args.workers)]
     try:
-        run_worker(cfg, args.study, url, 0, data_dir=args.data)
+        run_worker(cfg, args.study, url, 0, training_objective(args.study, cfg, args.data))
     except BaseException:
         for child in children:  # their running trials are failed by the heartbeat and retried on the next run
             child.terminate()
@@ -77,23 +94,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {sum(1 for c in codes if c)} of {len(children)} spawned workers failed (exit codes {codes}); "
               f"rerun the same command to continue the study", file=sys.stderr)
         return 1
-    from medfit.tune.report import write_outputs
-
     summary = write_outputs(cfg, args.study, url)
-    out = tune_dir(cfg, args.study)
+    folder = study_folder(cfg, args.study)
     for stage in summary["stages"]:
         if "best_value" in stage:
             print(f"stage {stage['name']}: best val AUC {stage['best_value']:.4f} {stage['best_params']}")
         elif "val_auc" in stage:
             print(f"stage {stage['name']}: val AUC {stage['val_auc']}, test AUC {stage['test_auc']} (mean ± sd over seeds)")
-    print(f"best config: {out / 'best_config.yaml'}\nreport: {out / 'report.html'}")
+    print(f"best config: {folder.file('best_config')}\nreport: {folder.file('report')}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m medfit.tune.cli``: the tune verb alone (how --workers starts its worker processes)."""
-    from medfit.errors import MedfitError
-
+    """``python -m medfit.commands.tune``: the tune verb alone (how --workers starts its worker processes)."""
     parser = argparse.ArgumentParser(prog="medfit tune", description=(__doc__ or "").splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args(argv)

@@ -3,28 +3,28 @@ from __future__ import annotations
 
 import argparse
 
+from medfit.commands.common import add_run_argument
+from medfit.errors import ConfigError
 from medfit.explain.cam import METHODS
+from medfit.explain.gallery import explain_images, write_saliency_gallery
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``medfit explain``."""
-    parser.add_argument("run", help="run folder (config.yaml + checkpoints/best.ckpt)")
+    add_run_argument(parser, "run folder (its config and best checkpoint)")
     parser.add_argument("images", nargs="*", help="image files or <file.npz>::<key>::<index> references")
     parser.add_argument("--method", default="gradcam", choices=[*METHODS, "rollout"],
                         help="Grad-CAM family method, or attention rollout (ViTs)")
     parser.add_argument("--target-layer", help="module name to explain (default: found automatically)")
     parser.add_argument("--class-index", type=int, help="class to explain (default: positive / predicted class)")
-    parser.add_argument("--out", help="output folder (default: RUN/explain)")
+    parser.add_argument("--out", help="output folder (default: the run's explain folder)")
     parser.add_argument("--gallery", action="store_true",
-                        help="also write the TP/FP/TN/FN gallery of the test split into RUN/plots/saliency for the report")
+                        help="also write the TP/FP/TN/FN gallery of the test split for the report")
     parser.add_argument("--per-group", type=int, default=2, help="gallery cases per TP/FP/TN/FN group")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``medfit explain``."""
-    from medfit.errors import ConfigError
-    from medfit.explain.gallery import explain_images, write_saliency_gallery
-
     if not args.images and not args.gallery:
         raise ConfigError("medfit explain: give image paths, or --gallery for TP/FP/TN/FN cases of the test split")
     if args.images:

@@ -1,0 +1,31 @@
+"""What every verb that takes a config shares: its arguments (config, --set, --data, --name) and loading them."""
+from __future__ import annotations
+
+import argparse
+
+from medfit.config import ExperimentConfig, load_config
+from medfit.run_folder import RunFolder, check_run_name
+
+DATA_HELP = "base folder for relative data paths (else $MEDFIT_DATA, else data.data_dir, else ../shared/data)"
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, config_help: str = "experiment YAML file") -> None:
+    """The config file, repeatable ``--set KEY=VALUE`` overrides (they accumulate; later ones win), --data, --name."""
+    parser.add_argument("config", help=config_help)
+    parser.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="override config keys; repeatable, e.g. --set train.epochs=3 --set model.name=resnet50")
+    parser.add_argument("--data", help=DATA_HELP)
+    parser.add_argument("--name", help="run name (default: the config's name); a plain folder name inside output_dir")
+
+
+def load_experiment(args: argparse.Namespace) -> ExperimentConfig:
+    """The config of ``args`` with its overrides and --name applied, checked and frozen."""
+    overrides = list(args.overrides) + ([f"name={args.name}"] if args.name else [])
+    cfg = load_config(args.config, overrides)
+    check_run_name(cfg.name)
+    return cfg
+
+
+def add_run_argument(parser: argparse.ArgumentParser, help: str = "run folder") -> None:
+    """The RUN positional of verbs that work on a finished run."""
+    parser.add_argument("run", type=RunFolder, help=help)

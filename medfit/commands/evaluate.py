@@ -1,0 +1,31 @@
+"""Score a run folder's predictions: metrics with CIs at a validation-chosen threshold, and the report."""
+from __future__ import annotations
+
+import argparse
+
+from medfit.commands.common import add_run_argument
+from medfit.config import updated
+from medfit.evaluate import evaluate_run
+from medfit.report import write_report
+from medfit.report.summary import print_summary
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``medfit evaluate``."""
+    add_run_argument(parser, "run folder (a trained or predicted run)")
+    parser.add_argument("--threshold", choices=["youden", "fixed", "sensitivity", "specificity"],
+                        help="override the threshold method")
+    parser.add_argument("--threshold-value", type=float, help="fixed threshold or target sensitivity/specificity")
+    parser.add_argument("--bootstrap", type=int, help="number of bootstrap resamples")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``medfit evaluate``: score with the new settings first, save them in the run only when that succeeds."""
+    changes = {"evaluate.threshold": args.threshold, "evaluate.threshold_value": args.threshold_value,
+               "evaluate.bootstrap": args.bootstrap}
+    cfg = updated(args.run.read_config(), {k: v for k, v in changes.items() if v is not None})
+    evaluate_run(args.run, cfg)
+    args.run.write_config(cfg)
+    write_report(args.run)
+    print_summary(args.run)
+    return 0

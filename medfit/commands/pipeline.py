@@ -1,0 +1,74 @@
+"""The stages composed into runs: prepare (manifest, audit, study rows) -> fit -> predict -> evaluate -> report.
+
+This is the only place that chains stages; verbs, protocols (k-fold, external sites) and tuning trials use it.
+"""
+from __future__ import annotations
+
+from medfit.audit import run_audit
+from medfit.config import ExperimentConfig, updated
+from medfit.data.manifest import Manifest, build_manifest
+from medfit.data.studies import study_manifest
+from medfit.errors import DataError
+from medfit.evaluate import evaluate_run
+from medfit.evaluate.augmented import evaluate_any_label, evaluate_augmented
+from medfit.report import write_report
+from medfit.run_folder import RunFolder
+from medfit.train.fit import fit, is_main_process, predict_run
+
+
+def prepare_run(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool = False,
+                needs: tuple[str, ...] = ("train", "val")) -> tuple[RunFolder, Manifest, ExperimentConfig]:
+    """Check the run folder, build and audit the manifest, expand study rows, write the resolved config and the
+    manifest (rank 0 only); returns the run folder, the manifest to use and the resolved config."""
+    run = RunFolder.of(cfg.output_dir, cfg.name)
+    run.check_start(resume)
+    manifest = build_manifest(cfg, data_dir)
+    first = is_main_process()  # DDP children rebuild the same (deterministic) manifest but leave the files to rank 0
+    manifest = run_audit(cfg, manifest, run if first else None, log_findings=first).manifest
+    manifest = study_manifest(manifest, cfg)
+    for split in needs:
+        if not (manifest.df["split"] == split).any():
+            raise DataError(f"{cfg.data.root}: no {split!r} rows in the manifest; this run needs {' and '.join(needs)} "
+                            "images")
+    if not cfg.data.class_names:
+        cfg = updated(cfg, {"data.class_names": list(manifest.class_names)})
+    if first:
+        run.write_config(cfg)
+        run.write_csv("manifest", manifest.df)
+    return run, manifest, cfg
+
+
+def train_run(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool = False,
+              callbacks: list | None = None) -> RunFolder | None:
+    """Prepare, fit and predict; None in the non-zero ranks of a multi-process run."""
+    run, manifest, cfg = prepare_run(cfg, data_dir, resume)
+    result = fit(cfg, run, manifest, resume, callbacks)
+    if result is None:
+        return None
+    predict_run(result, cfg, manifest, run)
+    return run
+
+
+def evaluate_all(run: RunFolder) -> dict:
+    """Metrics of the run, plus study-level (augmented prediction) and multilabel 'any' results where they apply."""
+    cfg = run.read_config()
+    metrics = evaluate_run(run, cfg)
+    if cfg.volume.augmented_prediction:
+        evaluate_augmented(run)
+    if cfg.data.task == "multilabel":
+        evaluate_any_label(run)
+    return metrics
+
+
+def finish_run(run: RunFolder) -> RunFolder:
+    """Evaluate the run and write its report."""
+    evaluate_all(run)
+    write_report(run)
+    return run
+
+
+def train_and_evaluate(cfg: ExperimentConfig, data_dir: str | None = None) -> RunFolder:
+    """One experiment trained and evaluated (no report): what k-fold and site protocols run per fold."""
+    run = train_run(cfg, data_dir)
+    evaluate_all(run)
+    return run

@@ -1,0 +1,73 @@
+"""Validate a config by patient-grouped k-fold cross-validation, or by external sites (train on some, test on the rest)."""
+from __future__ import annotations
+
+import argparse
+from functools import partial
+
+from rich.console import Console
+from rich.table import Table
+
+from medfit.commands.common import add_config_arguments, load_experiment
+from medfit.commands.pipeline import train_and_evaluate
+from medfit.errors import ConfigError
+from medfit.evaluate.protocols import cross_validate, external_validation
+from medfit.report import write_report
+from medfit.run_folder import RunFolder
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``medfit validate``."""
+    add_config_arguments(parser)
+    parser.add_argument("--folds", type=int, help="k-fold cross-validation with this many folds (grouped by patient)")
+    parser.add_argument("--train-sites", help="comma-separated sites to train on; every other site is external")
+    parser.add_argument("--pseudo-sites", type=int, default=0,
+                        help="no site column: split patients into N pseudo-sites by patient-id range first")
+
+
+def _fmt(value) -> str:
+    return f"{value:.3f}" if value is not None else "–"
+
+
+def print_folds(res: dict, console: Console) -> None:
+    """The k-fold table: per fold, then mean +- sd, then the pooled out-of-fold AUC."""
+    table = Table(title=res["protocol"], title_justify="left")
+    keys = [k for k in ("auc", "sensitivity", "specificity", "accuracy") if k in res["summary"]]
+    for col in ("fold", "n", *keys):
+        table.add_column(col, justify="right", no_wrap=True)
+    for row in res["folds"]:
+        table.add_row(str(row["fold"]), str(row["n"]), *(_fmt(row.get(k)) for k in keys))
+    table.add_row("mean ± sd", "", *(f"{res['summary'][k]['mean']:.3f} ± {res['summary'][k]['sd']:.3f}" for k in keys))
+    console.print(table)
+    p = res["pooled"]
+    if "auc_ci" in p:
+        console.print(f"pooled out-of-fold AUC {p['auc']:.3f} ({p['auc_ci'][0]:.3f}–{p['auc_ci'][1]:.3f}, DeLong), "
+                      f"n = {p['n']}")
+
+
+def print_sites(res: dict, console: Console) -> None:
+    """The per-site table of an external validation."""
+    table = Table(title=res["protocol"], title_justify="left")
+    for col in ("split", "site", "role", "n", "auc", "sensitivity", "specificity"):
+        table.add_column(col, justify="left" if col in ("split", "site", "role") else "right", no_wrap=True)
+    for r in res["rows"]:
+        table.add_row(r["split"], r["site"], r.get("role", ""), str(r["n"]),
+                      *(_fmt(r.get(k)) for k in ("auc", "sensitivity", "specificity")))
+    console.print(table)
+    console.print(f"threshold {res['threshold']['method']} on val = {res['threshold']['value']:.4f}, carried to every "
+                  f"row; run folder: {res['run']}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``medfit validate``."""
+    if bool(args.folds) == bool(args.train_sites):
+        raise ConfigError("medfit validate: give either --folds K or --train-sites A,B")
+    cfg = load_experiment(args)
+    fit = partial(train_and_evaluate, data_dir=args.data)
+    if args.folds:
+        print_folds(cross_validate(cfg, args.folds, args.data, fit), Console())
+        return 0
+    sites = [s.strip() for s in args.train_sites.split(",") if s.strip()]
+    res = external_validation(cfg, sites, args.data, fit, args.pseudo_sites)
+    write_report(RunFolder(res["run"]))
+    print_sites(res, Console())
+    return 0

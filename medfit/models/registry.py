@@ -1,0 +1,169 @@
+"""Model kinds by registry: ``model.kind`` picks a builder; volume modes wrap a 2D kind; one ``build_network``.
+
+A builder takes (model config, number of outputs, whether to read pretrained weights) and returns a network that
+maps a batch to logits (B, outputs). ``adapt`` then inserts CBAM and applies the fine-tuning method.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from medfit.config import ExperimentConfig, FusionMemberConfig, ModelConfig
+from medfit.config.kinds import KIND_KEYS
+from medfit.errors import ConfigError, WeightsError
+from medfit.models.backbones import create_backbone
+from medfit.models.cbam import insert_cbam
+from medfit.models.checkpoint import network_state, read_checkpoint
+from medfit.models.clip import ClipImageClassifier, build_clip_classifier
+from medfit.models.finetune import apply_finetune, freeze, merge_lora
+from medfit.models.fusion import FusionEnsemble
+from medfit.models.vlm import load_vlm_run
+from medfit.models.volume_models import GatedAttentionMIL, build_3d
+from medfit.models.zeroshot import build_zero_shot_skeleton
+from medfit.run_folder import RunFolder
+from medfit.task import Task
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How to build one model kind: the network, and whether fine-tuning methods and CBAM apply to it."""
+
+    create: Callable[[ModelConfig, int, bool], nn.Module]
+    adapts: bool = True
+
+
+def _monai3d(cfg: ModelConfig, num_outputs: int, load_pretrained: bool) -> nn.Module:
+    return build_3d(cfg.name, cfg.in_chans, num_outputs, cfg.kwargs)
+
+
+def _vlm(cfg: ModelConfig, num_outputs: int, load_pretrained: bool) -> nn.Module:
+    raise ConfigError("model.kind 'vlm': vision-language models are built by `medfit vlm` from the vlm section")
+
+
+KINDS: dict[str, Kind] = {
+    "timm": Kind(create_backbone),
+    "open_clip": Kind(build_clip_classifier),
+    "clip_zero_shot": Kind(build_zero_shot_skeleton, adapts=False),
+    "monai3d": Kind(_monai3d, adapts=False),
+    "vlm": Kind(_vlm, adapts=False),
+}
+assert set(KINDS) | {"fusion"} == set(KIND_KEYS), "every configurable model kind has a builder"
+
+
+def adapt(model: nn.Module, cfg: ModelConfig) -> nn.Module:
+    """CBAM (when configured) and the fine-tuning method (full / linear / LoRA)."""
+    extra = insert_cbam(model, cfg.cbam, cfg.in_chans, cfg.cbam_reduction) if cfg.cbam else []
+    return apply_finetune(model, cfg, extra)
+
+
+def build_model(cfg: ModelConfig, num_outputs: int, load_pretrained: bool = True) -> nn.Module:
+    """The 2D network of ``model.kind`` (fusion members built as plain 2D networks)."""
+    if not cfg.in_chans:  # a ModelConfig used on its own (no data section to follow): one channel
+        cfg = dataclasses.replace(cfg, in_chans=1)
+    if cfg.kind == "fusion":
+        return adapt(build_fusion(cfg, num_outputs, load_pretrained), cfg)
+    if cfg.kind not in KINDS:
+        raise ConfigError(f"model.kind {cfg.kind!r}: expected one of {', '.join(sorted(KIND_KEYS))}")
+    kind = KINDS[cfg.kind]
+    model = kind.create(cfg, num_outputs, load_pretrained)
+    return adapt(model, cfg) if kind.adapts else model
+
+
+def strip_head(model: nn.Module) -> int:
+    """Turn a classifier into a pooled-feature extractor in place; returns the feature width."""
+    if isinstance(model, (GatedAttentionMIL, ClipImageClassifier)):
+        width = model.head.in_features
+        model.head = nn.Identity()
+        return int(width)
+    if hasattr(model, "reset_classifier"):
+        model.reset_classifier(0)
+        return int(getattr(model, "head_hidden_size", None) or model.num_features)
+    raise ConfigError(f"{type(model).__name__}: cannot be used as a feature extractor (no known head)")
+
+
+def build_mil(cfg: ModelConfig, num_outputs: int, hidden: int, load_pretrained: bool = True) -> nn.Module:
+    """Slice-set MIL: the 2D kind's network, headless and fine-tuned as configured, shared over slices."""
+    kind = KINDS[cfg.kind]
+    encoder = kind.create(cfg, num_outputs, load_pretrained)
+    width = strip_head(encoder)
+    encoder = adapt(encoder, cfg) if kind.adapts else encoder
+    return GatedAttentionMIL(encoder, width, num_outputs, hidden)
+
+
+def build_network(cfg: ExperimentConfig, num_outputs: int, load_pretrained: bool = True) -> nn.Module:
+    """The network of an experiment: ``model.kind`` in the input shape of ``volume.mode`` (logits out)."""
+    v, m = cfg.volume, cfg.model
+    if m.kind == "fusion":  # members bring their own input handling (run members: their volume mode)
+        return adapt(build_fusion(m, num_outputs, load_pretrained, v), m)
+    if v.mode == "2.5d":
+        return build_model(dataclasses.replace(m, in_chans=2 * v.neighbours + 1), num_outputs, load_pretrained)
+    if v.mode == "slice_set":
+        return build_mil(dataclasses.replace(m, in_chans=1), num_outputs, v.mil_hidden, load_pretrained)
+    if v.mode == "3d":
+        return build_model(dataclasses.replace(m, in_chans=1), num_outputs, load_pretrained)
+    return build_model(m, num_outputs, load_pretrained)
+
+
+def build_fusion(cfg: ModelConfig, num_outputs: int, load_pretrained: bool = True, volume=None) -> FusionEnsemble:
+    """The feature-fusion ensemble of ``model.fusion``: each member a run's network or a timm network, headless."""
+    f = cfg.fusion
+    if len(f.members) < 2:
+        raise ConfigError("model.fusion.members: list at least two members (run: FOLDER or name: TIMM_NAME)")
+    built = [_fusion_member(m, cfg, load_pretrained, volume) for m in f.members]
+    members = [freeze(net) if m.freeze else net for (net, _), m in zip(built, f.members)]
+    return FusionEnsemble(members, [w for _, w in built], num_outputs, f.dim, f.hidden, f.dropout)
+
+
+def _fusion_member(member: FusionMemberConfig, cfg: ModelConfig, load_pretrained: bool, volume) -> tuple[nn.Module, int]:
+    """One member as (headless network, feature width)."""
+    if member.run:
+        run = RunFolder(member.run)
+        if not run.is_run:
+            raise WeightsError(f"{member.run}: not a run folder (no config); train the member first (medfit train CONFIG)")
+        member_cfg = run.read_config()
+        _check_member_input(member.run, member_cfg, cfg, volume)
+        net = merge_lora(load_network(run) if load_pretrained else _network_of(member_cfg))
+    elif member.name:
+        chans = 2 * volume.neighbours + 1 if volume is not None and volume.mode == "2.5d" else cfg.in_chans
+        if volume is not None and volume.mode in ("slice_set", "3d"):
+            raise ConfigError(f"model.fusion.members: {member.name!r}: in volume.mode {volume.mode!r} every member "
+                              "is a trained run folder of that mode (run: FOLDER)")
+        net = create_backbone(ModelConfig(name=member.name, pretrained=member.pretrained, in_chans=chans), 1,
+                              load_pretrained)
+    else:
+        raise ConfigError("model.fusion.members: each member needs a run folder (run:) or a timm name (name:)")
+    return net, strip_head(net)
+
+
+def _check_member_input(where: str, member_cfg: ExperimentConfig, cfg: ModelConfig, volume) -> None:
+    """A run member must take the fusion's input: same channels and the same volume mode."""
+    mode = volume.mode if volume is not None else "slice"
+    if member_cfg.volume.mode != mode:
+        raise ConfigError(f"model.fusion: run {where} was trained with volume.mode {member_cfg.volume.mode!r}; "
+                          f"the fusion runs in {mode!r}: set volume to the members' mode")
+    if mode == "slice" and member_cfg.model.in_chans != cfg.in_chans:
+        raise ConfigError(f"model.fusion: run {where} takes {member_cfg.model.in_chans} channel(s) but "
+                          f"model.in_chans is {cfg.in_chans}")
+
+
+def _network_of(cfg: ExperimentConfig) -> nn.Module:
+    """A run config's network with no weights read (a checkpoint is loaded next)."""
+    return build_network(cfg, Task.of(cfg.data).num_outputs, load_pretrained=False)
+
+
+def load_network(run: RunFolder, which: str = "best") -> nn.Module:
+    """Any run's trained network (timm, fusion, CLIP, zero-shot, volume modes), from its config and checkpoint."""
+    cfg = run.read_config()
+    if cfg.model.kind == "vlm":
+        return load_vlm_run(run, which)
+    state = network_state(read_checkpoint(run.checkpoint(which)), run.checkpoint(which))
+    model = _network_of(cfg)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise WeightsError(f"{run.checkpoint(which)}: does not fit the network of {run.path}'s config "
+                           f"({len(missing)} missing, {len(unexpected)} unexpected tensors, e.g. "
+                           f"{(missing or unexpected)[0]}); was the config edited after training?")
+    return model.eval()
