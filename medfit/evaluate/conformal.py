@@ -59,7 +59,8 @@ def _check(alpha: float, method: str, prob_cal: np.ndarray, y_cal: np.ndarray) -
     if method not in METHODS:
         raise ConfigError(f"conformal method {method!r} is unknown; use one of {', '.join(METHODS)}")
     if len(prob_cal) != len(y_cal) or len(y_cal) == 0:
-        raise DataError(f"conformal calibration needs one label per probability row ({len(y_cal)} labels, {len(prob_cal)} rows)")
+        raise DataError(f"conformal calibration needs one label per probability row ({len(y_cal)} labels, "
+                        f"{len(prob_cal)} rows)")
     if y_cal.min() < 0 or y_cal.max() >= prob_cal.shape[1]:
         raise DataError(f"conformal calibration labels must be class indices 0..{prob_cal.shape[1] - 1}")
 
@@ -166,8 +167,8 @@ def small_calibration_warnings(y_cal: np.ndarray, alpha: float, class_conditiona
     bins = np.array([" / ".join(parts) for parts in zip(*keys)]) if keys else np.full(len(y_cal), "all")
     need = math.ceil(1 / alpha - 1 - 1e-9)
     bin_names, counts = (a.tolist() for a in np.unique(bins, return_counts=True))
-    return [f"conformal calibration bin '{b}' has {n} validation cases (< {need} for alpha {alpha}): its sets hold every label"
-            for b, n in zip(bin_names, counts) if n < need]
+    return [f"conformal calibration bin '{b}' has {n} validation cases (< {need} for alpha {alpha}): its sets hold "
+            "every label" for b, n in zip(bin_names, counts) if n < need]
 
 
 def format_sets(sets: np.ndarray, class_names: list[str]) -> list[str]:

@@ -47,7 +47,8 @@ def member_spread(members: np.ndarray) -> np.ndarray:
     return sd if sd.ndim == 1 else sd.mean(axis=1)
 
 
-def case_uncertainty(prob: np.ndarray | None = None, members: np.ndarray | None = None, kind: str = "entropy") -> np.ndarray:
+def case_uncertainty(prob: np.ndarray | None = None, members: np.ndarray | None = None,
+                     kind: str = "entropy") -> np.ndarray:
     """Uncertainty per case: entropy of ``prob`` (or of the members' mean), members' sd, or mutual information."""
     if kind not in UNCERTAINTIES:
         raise ConfigError(f"uncertainty {kind!r} is unknown; use one of {', '.join(UNCERTAINTIES)}")
@@ -89,7 +90,8 @@ def risk_coverage(y: np.ndarray, prob: np.ndarray, uncertainty: np.ndarray, thre
     """
     y, prob, u = np.asarray(y).astype(int), np.asarray(prob, dtype=float), np.asarray(uncertainty, dtype=float)
     if not (len(y) == len(prob) == len(u)) or len(y) == 0:
-        raise DataError(f"risk-coverage needs one label, prediction and uncertainty per case ({len(y)}, {len(prob)}, {len(u)})")
+        raise DataError(f"risk-coverage needs one label, prediction and uncertainty per case ({len(y)}, {len(prob)}, "
+                        f"{len(u)})")
     if not all(0 <= r < 1 for r in report_rates) or not 0 < max_rate < 1:
         raise ConfigError(f"referral rates must lie in [0, 1), got {list(report_rates)} and max {max_rate}")
     curve = [retained_metrics(y, prob, u, r, threshold) for r in np.round(np.arange(0, max_rate + 1e-9, step), 6)]

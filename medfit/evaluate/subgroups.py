@@ -19,7 +19,8 @@ from medfit.evaluate.metrics import auc, bootstrap_ci, confusion_counts, fast_bi
 from medfit.evaluate.stats import delong_covariance
 
 MIN_CLASS = 10
-SMALL_GROUP_RULE = "fewer than {k} positives or fewer than {k} negatives: the AUC CI and sensitivity/specificity are too wide to inform"
+SMALL_GROUP_RULE = ("fewer than {k} positives or fewer than {k} negatives: the AUC CI and sensitivity/specificity are "
+                    "too wide to inform")
 
 
 def _point_metrics(threshold: float) -> dict:
@@ -28,8 +29,8 @@ def _point_metrics(threshold: float) -> dict:
         return lambda y, p: confusion_counts(y, p, threshold)[key]
 
     m = fast_binary_metrics(threshold)
-    return {"n": lambda y, p: len(y), "positives": lambda y, p: int(np.sum(y)), "prevalence": lambda y, p: float(np.mean(y)),
-            "auc": auc, "sensitivity": lambda y, p: m(y, p)["sensitivity"],
+    return {"n": lambda y, p: len(y), "positives": lambda y, p: int(np.sum(y)),
+            "prevalence": lambda y, p: float(np.mean(y)), "auc": auc, "sensitivity": lambda y, p: m(y, p)["sensitivity"],
             "specificity": lambda y, p: m(y, p)["specificity"], **{k: count(k) for k in ("tp", "fn", "tn", "fp")}}
 
 
@@ -64,8 +65,8 @@ def _group_row(name: str, values: dict, y: np.ndarray, p: np.ndarray, threshold:
     row.update({k: cal[k] for k in ("slope", "slope_ci", "intercept", "intercept_ci")})
     pos, neg = int(y.sum()), int(len(y) - y.sum())
     small = pos < min_class or neg < min_class
-    row["warning"] = (f"group {name!r}: {pos} positives and {neg} negatives (fewer than {min_class} of a class): its AUC CI "
-                      "and sensitivity/specificity are too wide to inform") if small else None
+    row["warning"] = (f"group {name!r}: {pos} positives and {neg} negatives (fewer than {min_class} of a class): its "
+                      "AUC CI and sensitivity/specificity are too wide to inform") if small else None
     return row
 
 

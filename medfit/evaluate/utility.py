@@ -32,7 +32,8 @@ def decision_curve(y: np.ndarray, p: np.ndarray, thresholds=None, start: float =
     """Net benefit of the model, treat-all and treat-none over the thresholds; where the model beats both."""
     y, p = np.asarray(y).astype(int), np.asarray(p, dtype=float)
     if len(y) != len(p) or len(y) == 0 or not set(np.unique(y)) <= {0, 1}:
-        raise DataError(f"a decision curve needs 0/1 labels and one probability per case ({len(y)} labels, {len(p)} probabilities)")
+        raise DataError(f"a decision curve needs 0/1 labels and one probability per case ({len(y)} labels, "
+                        f"{len(p)} probabilities)")
     grid = threshold_grid(start, stop, step) if thresholds is None else np.asarray(thresholds, dtype=float)
     if grid.min() <= 0 or grid.max() >= 1:
         raise ConfigError(f"decision-curve thresholds must lie strictly between 0 and 1 (got {grid.min()}..{grid.max()})")
@@ -44,7 +45,8 @@ def decision_curve(y: np.ndarray, p: np.ndarray, thresholds=None, start: float =
     avoided = table[table["model"] == "model"]["net_intervention_avoided"].to_numpy(dtype=float)
     better = nb["model"] > np.maximum(nb["all"], nb["none"]) + 1e-12
     return {"n": int(len(y)), "prevalence": float(y.mean()), "thresholds": grid.tolist(),
-            "net_benefit": {"model": nb["model"].tolist(), "treat_all": nb["all"].tolist(), "treat_none": nb["none"].tolist()},
+            "net_benefit": {"model": nb["model"].tolist(), "treat_all": nb["all"].tolist(),
+                            "treat_none": nb["none"].tolist()},
             "interventions_avoided_per_100": (100 * avoided).tolist(), "useful_ranges": _runs(grid, better),
             "useful_share": float(better.mean())}
 
