@@ -115,12 +115,11 @@ def _performance(metrics: dict) -> list[str]:
     if "value" in thr:
         lines.append(f"Operating threshold {fmt(thr['value'], 4)} ({thr.get('method', 'n/a')}, chosen on "
                      f"{thr.get('chosen_on', 'val')}), carried unchanged to the other splits.")
-    rows = []
-    for split in ordered_splits(metrics.get("splits", {})):
-        s = metrics["splits"][split]
-        rows.append([split, fmt(s.get("n")), fmt(s.get("positives")),
-                     *[fmt_ci(s.get(k), s.get(f"{k}_ci")) for k, _ in SHOWN]])
-    lines += [""] + md_table(["split", "n", "positives", *[name for _, name in SHOWN]], rows) + [""]
+    splits = [(name, metrics["splits"][name]) for name in ordered_splits(metrics.get("splits", {}))]
+    shown = [(k, name) for k, name in SHOWN if any(s.get(k) is not None for _, s in splits)]  # multiclass: AUC, accuracy
+    rows = [[split, fmt(s.get("n")), fmt(s.get("positives")), *[fmt_ci(s.get(k), s.get(f"{k}_ci")) for k, _ in shown]]
+            for split, s in splits]
+    lines += [""] + md_table(["split", "n", "positives", *[name for _, name in shown]], rows) + [""]
     return lines + _sites(metrics) + _subgroups(metrics)
 
 
