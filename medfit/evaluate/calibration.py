@@ -1,10 +1,15 @@
-"""Calibration: Brier score, expected calibration error, reliability curve, temperature scaling fitted on validation."""
+"""Calibration: Brier score, ECE, reliability curve, logistic recalibration slope/intercept, temperature scaling."""
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import expit, log_softmax, logit, softmax
 from sklearn.metrics import brier_score_loss
+from statsmodels.genmod.families import Binomial
+from statsmodels.genmod.generalized_linear_model import GLM
+from statsmodels.tools.sm_exceptions import PerfectSeparationError, PerfectSeparationWarning
 
 EPS = 1e-7
 
@@ -66,3 +71,43 @@ def calibration_metrics(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> dict:
     curve = reliability_curve(y, p, n_bins)
     return {"brier": brier_score(y, p), "ece": expected_calibration_error(y, p, n_bins),
             "reliability": {k: v.tolist() for k, v in curve.items()}}
+
+
+def calibration_slope_intercept(y: np.ndarray, p: np.ndarray, level: float = 0.95) -> dict:
+    """Logistic recalibration: slope = coefficient of logit(p); intercept = calibration-in-the-large (logit(p) as offset).
+
+    Ideal: slope 1 (below 1: predictions too extreme), intercept 0 (above 0: risks underestimated on average).
+    Wald CIs from the GLM fit; probabilities are clipped to [1e-7, 1 - 1e-7] before the logit.
+    """
+    y, z = np.asarray(y, dtype=float), _logits(p, "binary")
+    out = {"n": int(len(y)), "slope": float("nan"), "slope_ci": [float("nan")] * 2,
+           "intercept": float("nan"), "intercept_ci": [float("nan")] * 2}
+    if len(y) < 2 or y.min() == y.max():
+        return out
+    slope_fit = _binomial_glm(y, np.column_stack([np.ones(len(z)), z])) if np.ptp(z) > 0 else None
+    cil_fit = _binomial_glm(y, np.ones((len(y), 1)), offset=z)
+    if slope_fit is not None:
+        out["slope"], out["slope_ci"] = float(slope_fit.params[1]), [float(v) for v in slope_fit.conf_int(1 - level)[1]]
+    if cil_fit is not None:
+        out["intercept"], out["intercept_ci"] = float(cil_fit.params[0]), [float(v) for v in cil_fit.conf_int(1 - level)[0]]
+    return out
+
+
+def _binomial_glm(y: np.ndarray, X: np.ndarray, offset: np.ndarray | None = None):
+    """Maximum-likelihood logistic GLM, or None when it does not converge (e.g. perfect separation)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("error", PerfectSeparationWarning)
+        try:
+            fit = GLM(y, X, family=Binomial(), offset=offset).fit()
+        except (PerfectSeparationWarning, PerfectSeparationError, np.linalg.LinAlgError):
+            return None
+    ok = fit.converged and np.all(np.isfinite(fit.params)) and np.all(np.isfinite(fit.bse))
+    return fit if ok else None
+
+
+def recalibration_summary(y_val: np.ndarray, p_val: np.ndarray, y: np.ndarray, p: np.ndarray, level: float = 0.95) -> dict:
+    """Slope and intercept on an evaluation split before and after temperature scaling fitted on validation."""
+    t = fit_temperature(y_val, p_val)
+    return {"temperature": t, "fitted_on": "val", "before": calibration_slope_intercept(y, p, level),
+            "after_temperature": calibration_slope_intercept(y, apply_temperature(p, t), level)}
