@@ -92,8 +92,8 @@ def random_maps(n: int, shape: tuple[int, int], seed: int = 0, grain: int | None
 
 def rank_maps(maps: np.ndarray, seed: int = 0) -> np.ndarray:
     """Each map replaced by its pixel ranks scaled to [0, 1], ties broken at random (seeded)."""
-    # ROAD keeps the pixels below a percentile of the map: a Grad-CAM map that is 0 on half the image would otherwise
-    # have its 10-50 % cuts at 0 and keep nothing (the whole image imputed), flattering the map
+    # ROAD keeps the pixels strictly below a percentile of the map: a Grad-CAM map that is 0 on 60 % of the image
+    # would have its 10-50 % cuts at 0 and keep nothing (the whole image imputed); with ranks each cut is exact
     rng = np.random.default_rng(seed)
     flat = np.asarray(maps, dtype=float).reshape(len(maps), -1)
     order = np.lexsort((rng.uniform(size=flat.shape), flat), axis=-1)  # by value, ties by the random key
