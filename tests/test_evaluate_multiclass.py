@@ -35,3 +35,8 @@ def test_indicator_and_strata():
     Y = np.array([[1, 0], [1, 0], [0, 1], [1, 1], [0, 1]])
     s = label_strata(Y)
     assert s[0] == s[1] and s[2] == s[4] and s[3] == -1 and s[0] != s[2]
+
+
+def test_top_k_of_an_empty_split_is_json_safe():
+    assert top_k_accuracy(np.array([], int), np.zeros((0, 3)), ks=(1,))["top_1"] == {
+        "accuracy": None, "ci": [None, None], "hits": 0, "n": 0}

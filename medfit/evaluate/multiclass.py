@@ -6,6 +6,7 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
 from medfit.errors import DataError
+from medfit.evaluate.jsonsafe import json_safe
 from medfit.evaluate.metrics import auc, binary_metrics_without_auc
 from medfit.evaluate.stats import wilson_interval
 
@@ -102,4 +103,4 @@ def top_k_accuracy(y: np.ndarray, prob: np.ndarray, ks: tuple[int, ...] = (1, 2,
         hits = int((rank < k).sum())
         lo, hi = wilson_interval(hits, len(y), level)
         out[f"top_{k}"] = {"accuracy": hits / len(y) if len(y) else None, "ci": [lo, hi], "hits": hits, "n": len(y)}
-    return out
+    return json_safe(out)
