@@ -4,7 +4,7 @@ import pytest
 from sklearn.metrics import cohen_kappa_score
 
 from medfit.errors import ConfigError
-from medfit.evaluate.kappa import kappa_ci
+from medfit.evaluate.kappa import kappa_ci, kappa_from_confusion
 
 
 def _ordinal(n, seed=0):
@@ -21,6 +21,14 @@ def test_point_matches_sklearn(weights):
     assert r["kappa"] == pytest.approx(cohen_kappa_score(y, pred, weights=weights))
     assert r["ci"][0] < r["kappa"] < r["ci"][1]
     assert r["weights"] == (weights or "none")
+
+
+@pytest.mark.parametrize("weights", [None, "linear", "quadratic"])
+def test_vectorised_kappa_of_resampled_matrices_matches_sklearn(weights):
+    pairs = [_ordinal(50, seed) for seed in range(5)]
+    cms = np.array([np.bincount(4 * y + p, minlength=16).reshape(4, 4) for y, p in pairs], dtype=float)
+    ref = [cohen_kappa_score(y, p, labels=range(4), weights=weights) for y, p in pairs]
+    assert kappa_from_confusion(cms, weights) == pytest.approx(ref)
 
 
 def test_quadratic_weights_forgive_near_misses_on_ordinal_grades():
