@@ -1,56 +1,31 @@
-"""Calibration slope and intercept by logistic recalibration: hand-computed tables, and before/after temperature scaling."""
-import math
-
+"""Classwise calibration of multiclass and multilabel probabilities, by hand and against the binary functions."""
 import numpy as np
 import pytest
-from scipy.optimize import brentq
-from scipy.special import expit, logit
 
-from medfit.evaluate.calibration import calibration_slope_intercept, recalibration_summary
-
-# two risk groups: p = 0.2 for 10 cases (3 events), p = 0.6 for 10 cases (8 events)
-Y = np.r_[np.zeros(7), np.ones(3), np.zeros(2), np.ones(8)]
-P = np.r_[np.full(10, 0.2), np.full(10, 0.6)]
+from medfit.evaluate.calibration import classwise_calibration, expected_calibration_error
 
 
-def test_slope_by_hand_on_two_risk_groups():
-    # two distinct logit(p) values: the fit y ~ a + b logit(p) is saturated, so it reproduces each group's event rate
-    #   b = (logit(.8) - logit(.3)) / (logit(.6) - logit(.2)) = (1.386294 + 0.847298) / (0.405465 + 1.386294) = 1.246592
-    r = calibration_slope_intercept(Y, P)
-    assert r["slope"] == pytest.approx((logit(0.8) - logit(0.3)) / (logit(0.6) - logit(0.2)), abs=1e-6)
-    assert r["slope"] == pytest.approx(1.246592, abs=1e-6)
-    assert r["slope_ci"][0] < r["slope"] < r["slope_ci"][1] and r["n"] == 20
-    # calibration-in-the-large: the a with logit(p) as offset solves sum(y) = sum(expit(a + logit(p))):
-    #   11 = 10 expit(a + logit(.2)) + 10 expit(a + logit(.6))
-    a = brentq(lambda a: 10 * expit(a + logit(0.2)) + 10 * expit(a + logit(0.6)) - 11, -5, 5)
-    assert r["intercept"] == pytest.approx(a, abs=1e-6)
-    assert r["intercept"] == pytest.approx(0.733868, abs=1e-5)
+def test_two_class_table_by_hand():
+    y = np.array([0, 1])
+    prob = np.array([[0.8, 0.2], [0.4, 0.6]])
+    c = classwise_calibration(y, prob, ["neg", "pos"])
+    # Brier: row 0 (0.8-1)^2 + 0.2^2 = 0.08, row 1 0.4^2 + (0.6-1)^2 = 0.32 -> mean 0.2
+    assert c["brier_multiclass"] == pytest.approx(0.2)
+    # top label: confidences 0.8 and 0.6, both right, in different bins -> (|1-0.8| + |1-0.6|) / 2 = 0.3
+    assert c["top_label_ece"] == pytest.approx(0.3)
+    # class neg: p = (0.8, 0.4) for y = (1, 0) -> (0.2 + 0.4) / 2; class pos: p = (0.2, 0.6) for y = (0, 1) -> same
+    assert c["per_class"]["neg"]["ece"] == pytest.approx(0.3) and c["classwise_ece"] == pytest.approx(0.3)
+    assert c["per_class"]["pos"]["reliability"]["count"] == [1, 1]
 
 
-def test_intercept_with_a_constant_prediction_is_the_log_odds_gap():
-    # p = 0.2 for everyone, 7 events in 20: intercept = logit(0.35) - logit(0.2) = -0.619039 + 1.386294 = 0.767255
-    y = np.r_[np.ones(7), np.zeros(13)]
-    r = calibration_slope_intercept(y, np.full(20, 0.2))
-    assert r["intercept"] == pytest.approx(logit(0.35) - logit(0.2), abs=1e-6)
-    assert math.isnan(r["slope"])  # logit(p) has no spread: no slope
-
-
-def test_degenerate_tables_give_nan_not_nonsense():
-    assert math.isnan(calibration_slope_intercept([1, 1, 1, 1], [0.2, 0.4, 0.6, 0.8])["slope"])
-    sep = calibration_slope_intercept([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9])  # perfect separation: slope is infinite
-    assert math.isnan(sep["slope"]) and math.isnan(sep["slope_ci"][0])
-    assert sep["intercept"] == pytest.approx(0.0, abs=1e-9)  # symmetric predictions, half events
-
-
-def test_overconfident_model_slope_and_recovery_by_temperature():
+def test_classwise_equals_the_binary_ece_per_column_and_multilabel_has_no_top_label():
     rng = np.random.default_rng(0)
-    z = rng.normal(0, 1.5, 8000)
-    y = (rng.uniform(size=z.size) < expit(z)).astype(int)
-    honest = calibration_slope_intercept(y, expit(z))
-    assert honest["slope_ci"][0] < 1 < honest["slope_ci"][1] and honest["intercept_ci"][0] < 0 < honest["intercept_ci"][1]
-    p = expit(3 * z)  # three times too confident: slope 1/3
-    r = recalibration_summary(y[:4000], p[:4000], y[4000:], p[4000:])
-    assert r["before"]["slope"] == pytest.approx(1 / 3, abs=0.03)
-    assert r["temperature"] == pytest.approx(3.0, rel=0.1)
-    assert r["after_temperature"]["slope"] == pytest.approx(1.0, abs=0.1)
-    assert abs(r["after_temperature"]["intercept"]) < 0.1
+    y = rng.integers(0, 3, 500)
+    prob = rng.dirichlet(np.ones(3), 500)
+    c = classwise_calibration(y, prob, ["a", "b", "c"], n_bins=5)
+    eces = [expected_calibration_error(y == k, prob[:, k], 5) for k in range(3)]
+    assert [c["per_class"][n]["ece"] for n in "abc"] == pytest.approx(eces)
+    assert c["classwise_ece"] == pytest.approx(np.mean(eces))
+    Y = (rng.uniform(size=(100, 2)) < 0.3).astype(int)
+    m = classwise_calibration(Y, rng.uniform(size=(100, 2)), ["x", "y"])
+    assert "top_label_ece" not in m and set(m["per_class"]) == {"x", "y"}

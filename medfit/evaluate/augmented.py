@@ -1,8 +1,10 @@
-"""Augmented prediction (key slice +- k combined per study) and multilabel metrics with a derived "any" label."""
+"""Augmented prediction (key slice +- k combined per study; binary, multiclass and multilabel) and multilabel
+metrics with a derived "any" label."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.special import softmax
 from sklearn.metrics import roc_auc_score
 
 from medfit.errors import DataError
@@ -23,6 +25,45 @@ def combine_probabilities(probs: np.ndarray, rule: str = "mean_prob") -> float:
         q = np.clip(p, 1e-7, 1 - 1e-7)
         return float(1 / (1 + np.exp(-np.mean(np.log(q / (1 - q))))))
     raise DataError(f"volume.combine {rule!r}: expected one of {', '.join(RULES)}")
+
+
+def combine_class_probabilities(probs: np.ndarray, rule: str = "mean_prob", task: str = "multiclass") -> np.ndarray:
+    """One study's (K,) probabilities from its slices' (S, K), per class: mean, max, or mean logit.
+
+    multilabel: each label as combine_probabilities. multiclass: mean_prob is already a distribution; max is
+    renormalised to sum 1; mean_logit is softmax of the mean log-probability (the renormalised geometric mean).
+    """
+    p = np.atleast_2d(np.asarray(probs, dtype=float))
+    if rule not in RULES:
+        raise DataError(f"volume.combine {rule!r}: expected one of {', '.join(RULES)}")
+    if task == "multilabel":
+        return np.array([combine_probabilities(p[:, k], rule) for k in range(p.shape[1])])
+    if rule == "mean_prob":
+        return p.mean(axis=0)
+    if rule == "max":
+        return p.max(axis=0) / p.max(axis=0).sum()
+    return softmax(np.log(np.clip(p, 1e-7, 1)).mean(axis=0))
+
+
+def study_class_predictions(pred: pd.DataFrame, labels: list[str], prob_cols: list[str], task: str,
+                            rule: str = "mean_prob", study: str = "study_id", offset: str = "offset") -> pd.DataFrame:
+    """Per study (multiclass or multilabel): labels of the key slice, its probabilities (``single_<col>``) and the
+    combined probabilities of all its slices (``<col>``, the same names as the slice rows)."""
+    missing = [c for c in (study, offset, *labels, *prob_cols) if c not in pred.columns]
+    if missing:
+        raise DataError(f"predictions lack columns {missing}; augmented prediction needs volume.neighbours > 0 "
+                        "in slice mode (rows per key slice +- k with study_id and offset)")
+    rows = []
+    for sid, g in pred.groupby(study, sort=False):
+        key = g[g[offset] == 0]
+        if key.empty:
+            raise DataError(f"study {sid}: no key-slice row (offset 0) in the predictions")
+        combined = combine_class_probabilities(g[prob_cols].to_numpy(), rule, task)
+        rows.append({study: sid, "split": g["split"].iloc[0] if "split" in g else "",
+                     **{c: int(key[c].iloc[0]) for c in labels},
+                     **{f"single_{c}": float(key[c].iloc[0]) for c in prob_cols},
+                     **dict(zip(prob_cols, map(float, combined))), "slices": len(g)})
+    return pd.DataFrame(rows)
 
 
 def study_predictions(pred: pd.DataFrame, label: str, rule: str = "mean_prob", prob: str = "prob",

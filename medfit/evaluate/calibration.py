@@ -1,4 +1,5 @@
-"""Calibration: Brier score, ECE, reliability curve, logistic recalibration slope/intercept, temperature scaling."""
+"""Calibration: Brier score, ECE, reliability curve, logistic recalibration slope/intercept, temperature scaling fitted
+on validation, and the classwise (per class or label) version for multiclass and multilabel."""
 from __future__ import annotations
 
 import warnings
@@ -10,6 +11,9 @@ from sklearn.metrics import brier_score_loss
 from statsmodels.genmod.families import Binomial
 from statsmodels.genmod.generalized_linear_model import GLM
 from statsmodels.tools.sm_exceptions import PerfectSeparationError, PerfectSeparationWarning
+
+from medfit.evaluate.jsonsafe import json_safe
+from medfit.evaluate.multiclass import indicator_matrix
 
 EPS = 1e-7
 
@@ -111,3 +115,19 @@ def recalibration_summary(y_val: np.ndarray, p_val: np.ndarray, y: np.ndarray, p
     t = fit_temperature(y_val, p_val)
     return {"temperature": t, "fitted_on": "val", "before": calibration_slope_intercept(y, p, level),
             "after_temperature": calibration_slope_intercept(y, apply_temperature(p, t), level)}
+
+
+def classwise_calibration(y: np.ndarray, prob: np.ndarray, names: list[str], n_bins: int = 10) -> dict:
+    """Per class (label): Brier, ECE and reliability curve of p_k against "class k"; classwise ECE (their mean);
+    for multiclass (1-D ``y``) also the top-label ECE (confidence max_k p_k against "argmax is right") and the
+    multiclass Brier score (mean over cases of sum_k (p_k - y_k)^2)."""
+    prob = np.asarray(prob, dtype=float)
+    Y = indicator_matrix(y, prob.shape[1])
+    per_class = {name: calibration_metrics(Y[:, k], prob[:, k], n_bins) for k, name in enumerate(names)}
+    out = {"per_class": per_class, "classwise_ece": float(np.mean([m["ece"] for m in per_class.values()])),
+           "n_bins": n_bins}
+    if np.asarray(y).ndim == 1:
+        correct = (prob.argmax(axis=1) == np.asarray(y).astype(int)).astype(int)
+        out["top_label_ece"] = expected_calibration_error(correct, prob.max(axis=1), n_bins)
+        out["brier_multiclass"] = float(((prob - Y) ** 2).sum(axis=1).mean())
+    return json_safe(out)

@@ -1,10 +1,14 @@
-"""Multiclass and multilabel metrics: macro/weighted one-vs-rest AUC, per-class sensitivity/specificity, confusion."""
+"""Multiclass and multilabel metrics: macro/weighted one-vs-rest AUC, per-class sensitivity/specificity, confusion,
+top-k accuracy, and the label helpers (indicator matrix, bootstrap strata) the other multiclass modules share."""
 from __future__ import annotations
 
 import numpy as np
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
+from medfit.errors import DataError
+from medfit.evaluate.jsonsafe import json_safe
 from medfit.evaluate.metrics import auc, binary_metrics_without_auc
+from medfit.evaluate.stats import wilson_interval
 
 
 def ovr_auc(y: np.ndarray, prob: np.ndarray, average: str = "macro") -> float:
@@ -65,3 +69,38 @@ def multilabel_metrics(y: np.ndarray, prob: np.ndarray, thresholds: list[float],
     except ValueError:
         micro = float("nan")
     return {"auc_macro": macro, "auc_micro": micro, "per_label": per_label}
+
+
+def indicator_matrix(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """(N, K) 0/1 matrix: one-hot of class indices (N,), or a multilabel (N, K) matrix checked and passed through."""
+    y = np.asarray(y)
+    if y.ndim == 2:
+        if y.shape[1] != n_classes or not np.isin(y, (0, 1)).all():
+            raise DataError(f"multilabel labels must be 0/1 of shape (N, {n_classes}); got shape {y.shape}")
+        return y.astype(int)
+    y = y.astype(int)
+    if len(y) and (y.min() < 0 or y.max() >= n_classes):
+        raise DataError(f"class labels must lie in 0..{n_classes - 1} (one per prob_ column); got {y.min()}..{y.max()}")
+    return np.eye(n_classes, dtype=int)[y]
+
+
+def label_strata(y: np.ndarray) -> np.ndarray:
+    """Bootstrap strata: the class (multiclass) or the label pattern (multilabel; patterns seen once pooled as -1)."""
+    y = np.asarray(y)
+    if y.ndim == 1:
+        return y.astype(int)
+    _, codes, counts = np.unique(y.astype(int), axis=0, return_inverse=True, return_counts=True)
+    codes = codes.ravel()
+    return np.where(counts[codes] > 1, codes, -1)
+
+
+def top_k_accuracy(y: np.ndarray, prob: np.ndarray, ks: tuple[int, ...] = (1, 2, 3), level: float = 0.95) -> dict:
+    """Share of cases whose true class is among the k most probable, with Wilson CIs, for each k < K."""
+    y, prob = np.asarray(y).astype(int), np.asarray(prob, dtype=float)
+    rank = (prob > prob[np.arange(len(y)), y][:, None]).sum(axis=1)  # classes strictly more probable than the truth
+    out = {}
+    for k in (k for k in ks if k < prob.shape[1] or k == 1):
+        hits = int((rank < k).sum())
+        lo, hi = wilson_interval(hits, len(y), level)
+        out[f"top_{k}"] = {"accuracy": hits / len(y) if len(y) else None, "ci": [lo, hi], "hits": hits, "n": len(y)}
+    return json_safe(out)
