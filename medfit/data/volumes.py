@@ -50,7 +50,7 @@ def mask_path(row, base: Path | None) -> str | None:
 
 def read_study(ref: str) -> np.ndarray:
     """The voxels of a study as (slices, rows, columns): a 3D MedMNIST entry, NIfTI file or DICOM series."""
-    from medfit.io import read_volume
+    from medfit.io import read_volume, require_finite
     from medfit.io.medmnist import is_npz_ref, read_npz_entry
 
     ref = str(ref)
@@ -59,7 +59,7 @@ def read_study(ref: str) -> np.ndarray:
         arr = arr[..., 0]
     if arr.ndim != 3:
         raise DataError(f"{ref}: expected a 3D volume (slices, rows, columns), got shape {arr.shape}")
-    return arr
+    return require_finite(arr, ref)
 
 
 def study_label(row, cfg: ExperimentConfig) -> int | None:
