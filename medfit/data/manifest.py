@@ -12,6 +12,7 @@ import pandas as pd
 from medfit.config import DataConfig, ExperimentConfig
 from medfit.data.splits import assign_validation_split, limit_per_split
 from medfit.errors import DataError
+from medfit.io.medmnist import npz_keys, read_npz_labels
 from medfit.task import Task
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".nii", ".gz"}
@@ -125,21 +126,17 @@ def manifest_from_folder_tree(root: str | Path, patient_regex: str = r"(person\d
 def manifest_from_medmnist(npz_path: str | Path, class_names: list[str] | None = None, task: str | None = None) -> Manifest:
     """Import a MedMNIST ``.npz`` (keys ``train_images``, ``train_labels``, ...); image refs are ``npz::key::index``."""
     npz_path = Path(npz_path).resolve()
-    if not npz_path.is_file():
-        raise DataError(f"{npz_path}: MedMNIST file not found")
-    with np.load(npz_path) as data:
-        keys = set(data.files)
-        rows, label_blocks = [], []
-        for split in ("train", "val", "test"):
-            if f"{split}_images" not in keys:
-                continue
-            if f"{split}_labels" not in keys:
-                raise DataError(f"{npz_path}: has {split}_images but no {split}_labels")
-            labels = np.asarray(data[f"{split}_labels"])
-            labels = labels.reshape(len(labels), -1)
-            label_blocks.append(labels)
-            for i in range(len(labels)):
-                rows.append({"image": f"{npz_path}::{split}_images::{i}", "patient_id": f"{split}{i:06d}", "site": "site0", "split": split})
+    keys = set(npz_keys(npz_path))
+    rows, label_blocks = [], []
+    for split in ("train", "val", "test"):
+        if f"{split}_images" not in keys:
+            continue
+        if f"{split}_labels" not in keys:
+            raise DataError(f"{npz_path}: has {split}_images but no {split}_labels; re-download the file")
+        labels = read_npz_labels(npz_path, split)
+        label_blocks.append(labels)
+        for i in range(len(labels)):
+            rows.append({"image": f"{npz_path}::{split}_images::{i}", "patient_id": f"{split}{i:06d}", "site": "site0", "split": split})
     if not rows:
         raise DataError(f"{npz_path}: no <split>_images arrays (expected MedMNIST keys train_images, train_labels, ...)")
     labels = np.concatenate(label_blocks)

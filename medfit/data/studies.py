@@ -15,7 +15,7 @@ from medfit.data.manifest import Manifest
 from medfit.data.rows import Row, cell
 from medfit.data.slices import choose_key_slice, mask_areas, neighbour_indices
 from medfit.errors import DataError
-from medfit.io import read_volume
+from medfit.io import read_volume, require_finite
 from medfit.io.medmnist import is_npz_ref, read_npz_entry
 
 
@@ -27,7 +27,7 @@ def read_study(ref: str) -> np.ndarray:
         arr = arr[..., 0]
     if arr.ndim != 3:
         raise DataError(f"{ref}: expected a 3D volume (slices, rows, columns), got shape {arr.shape}")
-    return arr
+    return require_finite(arr, ref)
 
 
 def study_label(row: Row, volume: VolumeConfig) -> int | None:

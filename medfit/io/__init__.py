@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from medfit.errors import DataError
+from medfit.io.checks import require_finite
 from medfit.io.images import is_image_file, read_image_file
 from medfit.io.medmnist import is_npz_ref, make_npz_ref, parse_npz_ref, read_npz_entry
 
-__all__ = ["read_image", "read_volume", "is_volume_ref", "make_npz_ref", "parse_npz_ref", "Volume"]
+__all__ = ["read_image", "read_volume", "read_mask", "require_finite", "is_volume_ref", "make_npz_ref", "parse_npz_ref",
+           "Volume"]
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
@@ -55,6 +57,14 @@ def read_volume(ref: str, **options):
 
         return read_dicom_volume(path)
     raise DataError(f"{path}: no such file or folder; check the manifest path")
+
+
+def read_mask(ref: str, like=None, tolerance: float = 0.1):
+    """A label mask (NIfTI, DICOM series folder or file) as int32 labels on ``like``'s grid (see nifti.read_mask)."""
+    from medfit.io.nifti import read_mask as read_label_mask
+
+    path, _ = _split_slice(str(ref))
+    return read_label_mask(path, like=like, tolerance=tolerance)
 
 
 def read_image(ref: str, slice_index: int | None = None) -> np.ndarray:

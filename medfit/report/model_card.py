@@ -1,11 +1,11 @@
 """Model card and TRIPOD+AI checklist (Collins et al., BMJ 2024;385:e078378) as Markdown text, from plain dicts.
 
 Every number in the text is formatted from the dicts passed in: ``config`` (the resolved config as a dict),
-``metrics`` (metrics.json), ``counts`` (inclusion_counts of the manifest), ``audit`` (audit.json), ``train_info``
-(train_info.json) and ``about`` (what only the authors know: intended_use, intended_users, target_population,
+``metrics`` (the run's metrics), ``counts`` (inclusion_counts of the manifest), ``audit`` (the audit record),
+``train_info`` (the training record) and ``about`` (what only the authors know: intended_use, intended_users, target_population,
 data_sources, data_dates, setting, eligibility, outcome_definition, ethics, funding, conflicts, protocol,
 registration, data_sharing, code_sharing, patient_public_involvement, limitations: list of lines).
-Optional metrics.json sections it reads when present: splits.<split>.calibration.{slope, slope_ci, intercept,
+Optional metrics sections it reads when present: splits.<split>.calibration.{slope, slope_ci, intercept,
 intercept_ci}, recalibration, sites, subgroups ({attribute: subgroup_table}), decision_curve, conformal, referral,
 sample_size, learning_curve, temperature.
 """

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from medfit.report.markdown import ci_percent, fmt, fmt_ci, md_table, ordered_splits
 from medfit.report.model_card import TBC, limitations
+from medfit.run_folder import FILES
 
 # (item, topic, development/evaluation, paraphrased requirement, key in ``about`` that answers it, or None)
 ITEMS = [
@@ -135,7 +136,7 @@ def _run_answers(config: dict, metrics: dict, counts: dict | None, audit: dict |
         "12d": "Performance per site reported (see model card)" if metrics.get("sites") else None,
         "12e": _measures(metrics),
         "12f": _updating_method(metrics),
-        "12g": "Predictions from the trained checkpoint by medfit (predictions.csv in the run folder)",
+        "12g": f"Predictions from the trained checkpoint by medfit ({FILES['predictions']} in the run folder)",
         "13": f"class_balance = {t.get('class_balance', 'n/a')}",
         "14": (f"Performance compared across {', '.join(metrics['subgroups'])} with gap tests"
                if metrics.get("subgroups") else None),
@@ -174,7 +175,7 @@ def _updating_line(metrics: dict) -> str | None:
 
 def tripod_ai_checklist(config: dict, metrics: dict, counts: dict | None = None, audit: dict | None = None,
                         train_info: dict | None = None, about: dict | None = None) -> str:
-    """tripod_ai.md: one row per TRIPOD+AI item with the run's answer, the authors' (``about``), or a to-do mark."""
+    """The TRIPOD+AI checklist: one row per item with the run's answer, the authors' (``about``), or a to-do mark."""
     about = about or {}
     run = _run_answers(config, metrics, counts, audit, train_info)
     rows = []
