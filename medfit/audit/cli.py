@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import argparse
 
+from medfit.audit.result import AuditError
 from medfit.config import load_config
+
+MAX_REMOVED_LINES = 10  # the full list is audit_removed.csv; the counts per class and split are in the summary
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,12 +28,21 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides)
     cfg.audit.enabled = True  # asking for the audit runs it whatever the config says
     manifest = build_manifest(cfg, args.data)
-    # leaks or conflicts: DataError naming the files and audit.json
-    result = run_audit(cfg, manifest, cfg.run_dir, log_findings=False)
-    print(result.summary)
-    for text in result.warnings:
-        print(f"warning: {text}")
-    for row in result.removed:
+    try:
+        result = run_audit(cfg, manifest, cfg.run_dir, log_findings=False)
+    except AuditError as exc:  # leaks or conflicts: the whole audit first, then the error line naming the files
+        _print_findings(exc.summary, exc.warnings)
+        raise
+    _print_findings(result.summary, result.warnings)
+    for row in result.removed[:MAX_REMOVED_LINES]:
         print(f"removed: {row['image']} ({row['split']}): {row['reason']}")
+    if len(result.removed) > MAX_REMOVED_LINES:
+        print(f"removed: ... {len(result.removed) - MAX_REMOVED_LINES} more in {cfg.run_dir / 'audit_removed.csv'}")
     print(f"written: {cfg.run_dir / 'audit.json'}")
     return 0
+
+
+def _print_findings(summary: str, warnings: list[str]) -> None:
+    print(summary)
+    for text in warnings:
+        print(f"warning: {text}")
