@@ -177,7 +177,9 @@ def manifest_from_folder_tree(root: str | Path, patient_regex: str = r"(person\d
             files = [p for p in _listing(class_dir) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
             classes[class_dir.name] = classes.get(class_dir.name, 0) + len(files)
             for path in files:
-                patient = patient_from_name(path.name, patient_regex)
+                match = re.search(patient_regex, path.name) if patient_regex else None
+                # no id in the name: the image is its own patient (its path, since names repeat across folders)
+                patient = patient_from_name(path.name, patient_regex) if match else str(path.relative_to(root))
                 rows.append({
                     "image": str(path),
                     "label": class_dir.name,
