@@ -275,7 +275,7 @@ class StudyFolder(Folder):
 
     files = {"storage": "study.db", "best_config": "best_config.yaml", "summary": "summary.json",
              "seeds": "seeds.csv", "report": "report.html", "audit": FILES["audit"],
-             "audit_findings": FILES["audit_findings"]}
+             "audit_findings": FILES["audit_findings"], "audit_removed": FILES["audit_removed"]}
 
     @property
     def trials(self) -> Path:

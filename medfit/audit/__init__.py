@@ -1,6 +1,8 @@
 """Dataset audit before training: exact and near-duplicates across splits, patient/study/DICOM leaks, label
-conflicts and shortcut signals (see ``audit_manifest`` and ``run_audit``)."""
-from medfit.audit.result import AuditResult
-from medfit.audit.run import audit_manifest, compute_fingerprints, run_audit
+conflicts and shortcut signals (see ``audit_manifest`` and ``run_audit``); ``split_groups`` gives the unit a
+validation draw must keep whole."""
+from medfit.audit.result import AuditError, AuditResult
+from medfit.audit.run import audit_manifest, compute_fingerprints, duplicate_groups, run_audit, split_groups
 
-__all__ = ["AuditResult", "audit_manifest", "compute_fingerprints", "run_audit"]
+__all__ = ["AuditError", "AuditResult", "audit_manifest", "compute_fingerprints", "duplicate_groups", "run_audit",
+           "split_groups"]

@@ -31,8 +31,10 @@ def _views(base: float = 0.08, zooms=(0.97, 0.94, 0.91, 0.88), extra: float = 0.
     return views
 
 
-HASH_PARAMS = {"work": 160, "thumb": 32, "dct": 16, "views": _views(), "version": 3}
+HASH_PARAMS = {"work": 160, "thumb": 32, "dct": 16, "views": _views(), "version": 4}
 HASH_BITS = HASH_PARAMS["dct"] ** 2 - 1
+# the second check of a near-duplicate candidate pair: grey images kept at ``base`` px, compared as ``size`` px views
+SIMILARITY_PARAMS = {"base": 128, "size": 64, "version": 1}
 
 
 def grey_float(arr: np.ndarray) -> np.ndarray:
@@ -46,6 +48,20 @@ def grey_float(arr: np.ndarray) -> np.ndarray:
         raise DataError(f"cannot audit an image of shape {arr.shape}: expected HxW or HxWxC")
     grey = arr.astype(np.float32, copy=False)
     return np.nan_to_num(grey, copy=False) if arr.dtype.kind == "f" else grey
+
+
+def colour_mode(arr: np.ndarray) -> str:
+    """How the pixels are stored: 'grey', 'grey as RGB' (equal channels) or 'colour'."""
+    if arr.ndim == 2 or arr.shape[2] == 1:
+        return "grey"
+    rgb = arr[::4, ::4, :3]  # every 4th pixel is plenty to tell
+    spread = np.abs(rgb.astype(np.int16 if rgb.dtype == np.uint8 else np.float32) - rgb[..., :1]).max(axis=-1)
+    return "grey as RGB" if float(np.percentile(spread, 99)) <= 8 else "colour"  # JPEG leaves a little chroma noise
+
+
+def has_pixels(arr: np.ndarray) -> bool:
+    """False for an image without a single finite pixel (all NaN/inf): nothing to audit or train on."""
+    return arr.dtype.kind != "f" or bool(np.isfinite(arr).any())
 
 
 def intensity_stats(grey: np.ndarray) -> dict:
@@ -100,6 +116,23 @@ def perceptual_hash(grey: np.ndarray) -> np.ndarray:
     return coeffs > np.median(coeffs, axis=1, keepdims=True)
 
 
+def similarity_base(grey: np.ndarray) -> np.ndarray:
+    """The grey image stretched to a small uint8 square (min-max scaled): what ``view_similarity`` compares."""
+    base = SIMILARITY_PARAMS["base"]
+    small = cv2.resize(grey, (base, base), interpolation=cv2.INTER_AREA if min(grey.shape) >= base else cv2.INTER_LINEAR)
+    lo, hi = float(small.min()), float(small.max())
+    return np.round((small - lo) * (255.0 / (hi - lo)) if hi > lo else small * 0).astype(np.uint8)
+
+
+def similarity_view(base: np.ndarray, view: int) -> np.ndarray:
+    """One of the hash's views of a ``similarity_base`` image as a (size, size) float32 thumbnail."""
+    n, size = base.shape[0], SIMILARITY_PARAMS["size"]
+    top, bottom, left, right = HASH_PARAMS["views"][view]
+    rows = _area_weights(n, n * top, n * (1 - bottom), size).astype(np.float32)
+    cols = _area_weights(n, n * left, n * (1 - right), size).astype(np.float32)
+    return rows @ base.astype(np.float32) @ cols.T
+
+
 def _file_meta(ref: str, arr: np.ndarray) -> dict:
     """Format, photometric interpretation, bit depth, modality and DICOM UIDs as the file states them."""
     meta = {"format": "", "photometric": "", "bit_depth": int(arr.dtype.itemsize * 8), "modality": "",
@@ -132,6 +165,8 @@ def fingerprint(ref: str) -> dict:
     """Everything the audit needs from one image: pixel hash, perceptual hash (packed hex), size, metadata, intensity."""
     ref = str(ref)
     arr = read_image(ref)
+    if not has_pixels(arr):
+        return {"pixel_hash": "", "phash": "", "no_pixels": True}
     grey = grey_float(arr)
     record = {
         "pixel_hash": array_digest(arr),
@@ -139,6 +174,7 @@ def fingerprint(ref: str) -> dict:
         "height": int(arr.shape[0]),
         "width": int(arr.shape[1]),
         "channels": int(arr.shape[2]) if arr.ndim == 3 else 1,
+        "colour": colour_mode(arr),
         **intensity_stats(grey),
     }
     record.update(_file_meta(ref, arr))

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from medfit.errors import DataError
 from medfit.run_folder import Folder
 
 MAX_LISTED = 5  # findings spelled out in an error line; the rest are in the audit record
@@ -28,6 +29,9 @@ class AuditResult:
     near_threshold: int = 0
     skipped: bool = False
     manifest: Any = None  # the Manifest to train on (set by run_audit)
+    before: dict | None = None  # finding counts before dedupe removed anything (None: nothing removed)
+    removed_counts: dict = field(default_factory=dict)  # per class / split / reason (removal_counts)
+    near_check: dict = field(default_factory=dict)  # the second check of near-duplicate candidates
 
     @property
     def leaks(self) -> list[dict]:
@@ -46,14 +50,12 @@ class AuditResult:
 
     @property
     def errors(self) -> list[str]:
-        """One line per finding that stops training (leaks and label conflicts), each naming its files."""
+        """One line per finding that stops training (leaks and label conflicts), each naming its direct pair(s)."""
         lines = []
         for c in self.leaks:
-            lines.append(f"{c['kind']} duplicates across splits: "
-                         + " = ".join(f"{img} ({s})" for img, s in zip(c["images"], c["splits"])))
+            lines.append(f"{c['kind']} duplicates across splits: " + _pairs_text(c, "leak_pairs", "splits"))
         for c in self.conflicts:
-            lines.append(f"{c['kind']} duplicates with different labels: "
-                         + " / ".join(f"{img} (label {lab})" for img, lab in zip(c["images"], c["labels"])))
+            lines.append(f"{c['kind']} duplicates with different labels: " + _pairs_text(c, "conflict_pairs", "labels"))
         for leak in self.open_id_leaks:
             lines.append(f"{leak['kind']} {leak['id']} in splits {'/'.join(leak['splits'])}: "
                          + ", ".join(leak["images"][:4]) + (" ..." if len(leak["images"]) > 4 else ""))
@@ -85,8 +87,20 @@ class AuditResult:
             shortcut,
         ]
         if self.removed:
-            parts.append(f"{len(self.removed)} training-side image(s) removed by dedupe")
+            b = self.before or {}
+            parts.append(f"before dedupe: {b.get('span_splits', 0)} span splits, {b.get('conflicts', 0)} with "
+                         f"conflicting labels, {b.get('id_leaks', 0)} id(s) in two splits, "
+                         f"{b.get('within_split_groups', 0)} within one split")
+            parts.append(f"{len(self.removed)} training-side image(s) removed by dedupe ({self.removed_text()})")
         return "; ".join(parts)
+
+    def removed_text(self) -> str:
+        """Dedupe's removals per class and per split, e.g. 'glioma 30 of 1321, pituitary 2 of 1457; train 32'."""
+        counts = self.removed_counts or {}
+        classes = ", ".join(f"{k} {v['removed']} of {v['of']}" for k, v in counts.get("by_class", {}).items()
+                            if v["removed"])
+        splits = ", ".join(f"{k} {v}" for k, v in counts.get("by_split", {}).items())
+        return "; ".join(x for x in (classes, splits) if x)
 
     def error_message(self, json_path: str | Path | None = None) -> str:
         """One line for DataError: counts, the first findings with their files, where the rest are, and the fix."""
@@ -114,9 +128,6 @@ class AuditResult:
         for text in self.shortcuts.get("warnings", []):
             rows.append({"finding": "shortcut signal", "severity": "warning", "splits": "", "labels": "",
                          "images": text})
-        for r in self.removed:
-            rows.append({"finding": "removed by dedupe", "severity": "info", "splits": r["split"], "labels": "",
-                         "images": f"{r['image']} ({r['reason']})"})
         return pd.DataFrame(rows, columns=["finding", "severity", "splits", "labels", "images"])
 
     def to_dict(self) -> dict:
@@ -125,10 +136,37 @@ class AuditResult:
             "summary": self.summary, "ok": self.ok, "images": self.images, "skipped": self.skipped,
             "near_threshold": self.near_threshold, "errors": self.errors, "warnings": self.warnings,
             "duplicate_groups": self.clusters, "id_leaks": self.id_leaks, "shortcuts": self.shortcuts,
+            "before_dedupe": self.before, "removed_counts": self.removed_counts, "near_check": self.near_check,
             "removed": self.removed, "timing": self.timing,
         }
 
     def write(self, folder: Folder) -> Path:
-        """Write the audit (JSON) and its findings table (CSV) into a run or study folder; returns the JSON path."""
+        """Write the audit record (JSON), its findings table and the removed rows (CSV) into a run or study folder;
+        returns the JSON path."""
         folder.write_csv("audit_findings", self.table())
+        if self.removed:
+            folder.write_csv("audit_removed", pd.DataFrame(self.removed))
         return folder.write_json("audit", json.loads(json.dumps(self.to_dict(), default=str)))
+
+def _pairs_text(cluster: dict, key: str, what: str) -> str:
+    """A finding's direct pairs, e.g. 'a.png (train) = b.png (test) [distance 12, similarity 0.990]'."""
+    texts = []
+    for e in cluster.get(key, []):
+        tag = "label " if what == "labels" else ""
+        how = "identical pixels" if e["distance"] == 0 and e["similarity"] >= 1 else (
+            f"distance {e['distance']}, similarity {e['similarity']:.3f}")
+        texts.append(f"{e['images'][0]} ({tag}{e[what][0]}) = {e['images'][1]} ({tag}{e[what][1]}) [{how}]")
+    extra = len(cluster["images"]) - 2
+    group = f" (in a group of {len(cluster['images'])})" if extra > 0 else ""
+    return "; ".join(texts) + group
+
+
+class AuditError(DataError):
+    """The audit found leaks or label conflicts: one line naming the first findings; ``summary`` and ``warnings``
+    (shortcut signals included) carry the rest, so that whoever catches it can show the whole audit."""
+
+    def __init__(self, result: AuditResult, json_path: str | Path | None = None):
+        super().__init__(result.error_message(json_path))
+        self.result = result
+        self.summary = result.summary
+        self.warnings = list(result.warnings)

@@ -16,14 +16,32 @@ import pandas as pd
 
 import medfit
 from medfit.audit.cache import FingerprintCache, near_pairs_path
-from medfit.audit.duplicates import duplicate_clusters, near_pairs
-from medfit.audit.fingerprint import HASH_PARAMS, fingerprint_many, unpack_phash
+from medfit.audit.duplicates import (
+    NEAR_SIMILARITY,
+    UnionFind,
+    aligned_views,
+    differing_pairs,
+    direct_neighbours,
+    duplicate_clusters,
+    near_pairs,
+    view_similarity,
+)
+from medfit.audit.fingerprint import (
+    HASH_PARAMS,
+    SIMILARITY_PARAMS,
+    fingerprint_many,
+    grey_float,
+    similarity_base,
+    similarity_view,
+    unpack_phash,
+)
 from medfit.audit.leaks import id_leaks, id_table
-from medfit.audit.result import AuditResult
+from medfit.audit.result import AuditError, AuditResult
 from medfit.audit.shortcuts import shortcut_signals
 from medfit.config import AuditConfig
 from medfit.errors import DataError
-from medfit.run_folder import Folder
+from medfit.io import read_image
+from medfit.run_folder import FILES, Folder
 
 log = logging.getLogger(__name__)
 
@@ -79,18 +97,57 @@ def compute_fingerprints(refs: list[str], cache_dir: str | Path | None = None, w
     return pd.DataFrame(records)
 
 
-def cached_near_pairs(phashes: list[str], threshold: int, cache_dir: str | Path | None) -> list[tuple[int, int, int]]:
-    """Near-duplicate pairs of these hashes; the quadratic search is cached beside the fingerprints."""
+def check_pixels(records: pd.DataFrame, refs: list[str]) -> None:
+    """Refuse images without a single finite pixel (all NaN/inf), naming the first few and the count."""
+    if "no_pixels" not in records.columns:
+        return
+    bad = [str(refs[i]) for i in np.flatnonzero(records["no_pixels"].fillna(False).astype(bool).to_numpy())]
+    if bad:
+        more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
+        raise DataError(f"{len(bad)} image(s) hold no finite pixel (all NaN/inf): {', '.join(bad[:3])}{more}; "
+                        "fix the export or drop them from the manifest")
+
+
+def verify_pairs(pairs: list[tuple[int, int, int]], refs: list[str], pixel_hashes: list[str],
+                 phashes: list[str]) -> list[tuple[int, int, int, float]]:
+    """Second check of candidate pairs: (i, j, distance, similarity); identical pixels score 1.0, others are read
+    again (once per image) and compared as aligned thumbnails (``duplicates.view_similarity``)."""
+    bases: dict[int, np.ndarray] = {}
+
+    def base(i: int) -> np.ndarray:
+        if i not in bases:
+            bases[i] = similarity_base(grey_float(read_image(refs[i])))
+        return bases[i]
+
+    out = []
+    for i, j, d in pairs:
+        if pixel_hashes[i] == pixel_hashes[j]:
+            out.append((i, j, d, 1.0))
+            continue
+        views = aligned_views(unpack_phash(phashes[i]), unpack_phash(phashes[j]))
+        sim = max(view_similarity(similarity_view(base(i), va), similarity_view(base(j), vb)) for va, vb in views)
+        out.append((i, j, d, sim))
+    return out
+
+
+def cached_near_pairs(phashes: list[str], threshold: int, cache_dir: str | Path | None, refs: list[str] | None = None,
+                      pixel_hashes: list[str] | None = None) -> list[tuple]:
+    """Near-duplicate candidate pairs of these hashes, (i, j, distance), or with ``refs`` and ``pixel_hashes``
+    verified pairs (i, j, distance, similarity); the quadratic search and the checks are cached beside the
+    fingerprints."""
     path = None
     if cache_dir and phashes:
-        params = {"hash": HASH_PARAMS, "threshold": threshold, "medfit": medfit.__version__}
-        path = near_pairs_path(cache_dir, phashes, params)
+        params = {"hash": HASH_PARAMS, "threshold": threshold, "medfit": medfit.__version__,
+                  "similarity": SIMILARITY_PARAMS if refs is not None else None}
+        path = near_pairs_path(cache_dir, list(phashes) + list(pixel_hashes or []), params)
         if path.is_file():
             try:
                 return [tuple(p) for p in json.loads(path.read_text())]
             except (OSError, ValueError) as exc:
                 log.warning("near-duplicate cache %s is unreadable (%s); recomputing it", path, exc)
     pairs = near_pairs(np.stack([unpack_phash(h) for h in phashes]), threshold) if len(phashes) > 1 else []
+    if refs is not None:
+        pairs = verify_pairs(pairs, refs, pixel_hashes, phashes)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -117,47 +174,137 @@ def _label_values(df: pd.DataFrame, label_columns: list[str]) -> list:
     return [tuple(row) for row in df[label_columns].itertuples(index=False)]
 
 
-def _describe_clusters(clusters: list[dict], df: pd.DataFrame, labels: list, removed: set[int]) -> list[dict]:
-    """Add images, splits, labels and the leak/conflict flags (judged on the members not removed)."""
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _evidence(df: pd.DataFrame, labels: list, found: list[tuple], limit: int = 3) -> list[dict]:
+    """The first direct pairs of a finding as plain data: both images, their splits and labels, distance, similarity."""
+    return [{"images": [str(df.at[a, "image"]), str(df.at[b, "image"])],
+             "splits": [str(df.at[a, "split"]), str(df.at[b, "split"])],
+             "labels": [_plain(labels[a]), _plain(labels[b])], "distance": int(d), "similarity": float(s)}
+            for a, b, d, s in found[:limit]]
+
+
+def _describe_clusters(clusters: list[dict], df: pd.DataFrame, labels: list, removed: set[int],
+                       pixel: list[str]) -> list[dict]:
+    """Add images, splits, labels and the leak/conflict flags, each judged on direct pairs of members not removed
+    (``duplicates.differing_pairs``) and shown with that evidence."""
+    splits = df["split"].astype(str).tolist()
     out = []
     for k, c in enumerate(clusters):
         members = c["members"]
-        left = [m for m in members if m not in removed]
+        keep = {m for m in members if m not in removed}
+        leak = differing_pairs(members, c.get("pairs", []), pixel, splits, keep)
+        conflict = differing_pairs(members, c.get("pairs", []), pixel, labels, keep)
         out.append({
             "id": k, "kind": c["kind"], "max_distance": c["max_distance"],
             "images": [str(df.at[m, "image"]) for m in members],
-            "splits": [str(df.at[m, "split"]) for m in members],
-            "labels": [labels[m] if not isinstance(labels[m], np.generic) else labels[m].item() for m in members],
+            "splits": [splits[m] for m in members],
+            "labels": [_plain(labels[m]) for m in members],
             "removed": [str(df.at[m, "image"]) for m in members if m in removed],
-            "cross_split": len({df.at[m, "split"] for m in left}) > 1,
-            "conflict": len({str(labels[m]) for m in left}) > 1,
+            "kept": len(keep),
+            "cross_split": bool(leak), "conflict": bool(conflict),
+            "leak_pairs": _evidence(df, labels, leak), "conflict_pairs": _evidence(df, labels, conflict),
             "rows": members,
         })
     return out
 
 
-def _dedupe(df: pd.DataFrame, clusters: list[dict], leaks: list[dict], labels: list) -> dict[int, str]:
-    """Rows to drop -> reason: the lower-ranked split's members of each cross-split group or leaked id, then the
-    training-side members of groups whose labels still disagree."""
+def _dedupe(df: pd.DataFrame, clusters: list[dict], leaks: list[dict], labels: list, pixel: list[str]) -> dict[int, str]:
+    """Rows to drop -> reason: each image with a direct copy (or the same id) in a more held-out split, then the
+    training-side images of direct copies whose labels still disagree. Chains never remove anything: an image goes
+    only for a copy of its own."""
     removed: dict[int, str] = {}
-    groups = [(c["members"], f"{c['kind']} duplicate of") for c in clusters]
-    groups += [(leak["rows"], f"same {leak['kind']} id {leak['id']} as") for leak in leaks]
-    for members, reason in groups:
-        ranks = {m: _split_rank(df.at[m, "split"]) for m in members}
-        if len(set(df.loc[members, "split"])) < 2:
-            continue
-        top = max(ranks.values())
-        keeper = next(m for m in members if ranks[m] == top)
-        for m in members:
-            if ranks[m] < top:
-                removed.setdefault(m, f"{reason} {df.at[keeper, 'image']} ({df.at[keeper, 'split']})")
+    rank = {m: _split_rank(s) for m, s in enumerate(df["split"].astype(str))}
     for c in clusters:
-        left = [m for m in c["members"] if m not in removed]
-        if len({str(labels[m]) for m in left}) > 1:
-            for m in left:
-                if _split_rank(df.at[m, "split"]) < 2:
-                    removed[m] = f"{c['kind']} duplicate with a different label"
+        for m, near in direct_neighbours(c["members"], c.get("pairs", []), pixel).items():
+            keeper = max(near, key=lambda n: (rank[n], -n), default=None)
+            if keeper is not None and rank[keeper] > rank[m]:
+                kind = "exact" if pixel[keeper] == pixel[m] else "near"
+                removed.setdefault(m, f"{kind} duplicate of {df.at[keeper, 'image']} ({df.at[keeper, 'split']})")
+    for leak in leaks:
+        top = max(rank[r] for r in leak["rows"])
+        keeper = next(r for r in leak["rows"] if rank[r] == top)
+        for r in leak["rows"]:
+            if rank[r] < top:
+                removed.setdefault(r, f"same {leak['kind']} id {leak['id']} as {df.at[keeper, 'image']} "
+                                      f"({df.at[keeper, 'split']})")
+    for c in clusters:
+        keep = {m for m in c["members"] if m not in removed}
+        for a, b, *_ in differing_pairs(c["members"], c.get("pairs", []), pixel, labels, keep):
+            for m in (a, b):
+                same = [n for n in keep if pixel[n] == pixel[m]]
+                for n in same:
+                    if rank[n] < 2:
+                        removed[n] = f"{c['kind']} duplicate with a different label ({df.at[b if m == a else a, 'image']})"
     return removed
+
+
+def removal_kind(reason: str) -> str:
+    """The reason of one removal in three words: copy of a held-out image, same id, label conflict."""
+    if "different label" in reason:
+        return "label conflict"
+    return "same id in a held-out split" if reason.startswith("same ") else "copy of a held-out image"
+
+
+def removal_counts(df: pd.DataFrame, removed: dict[int, str], label_columns: list[str],
+                   class_names: list[str]) -> dict:
+    """What dedupe removed: per class (removed of all, share), per split and per reason."""
+    if not removed:
+        return {}
+    rows = sorted(removed)
+    out = {"total": len(rows), "by_split": df.loc[rows, "split"].astype(str).value_counts().to_dict()}
+    kinds = pd.Series([removal_kind(removed[r]) for r in rows])
+    out["by_reason"] = {str(k): int(v) for k, v in kinds.value_counts().items()}
+    if len(label_columns) == 1:
+        names = lambda v: class_names[int(v)] if class_names and str(v).lstrip("-").isdigit() and int(v) < len(class_names) else str(v)
+        total = df[label_columns[0]].map(names).value_counts()
+        gone = df.loc[rows, label_columns[0]].map(names).value_counts()
+        out["by_class"] = {str(k): {"removed": int(gone.get(k, 0)), "of": int(n), "share": round(gone.get(k, 0) / n, 4)}
+                           for k, n in total.items()}
+    return out
+
+
+def finding_counts(clusters: list[dict], id_leaks: list[dict]) -> dict:
+    """Counts of one set of described clusters: groups spanning splits, conflicts, within-split groups and copies."""
+    within = [c for c in clusters if c["kept"] > 1 and not c["cross_split"] and not c["conflict"]]
+    return {"span_splits": sum(c["cross_split"] for c in clusters), "conflicts": sum(c["conflict"] for c in clusters),
+            "id_leaks": len(id_leaks), "within_split_groups": len(within),
+            "within_split_extra": sum(c["kept"] - 1 for c in within)}
+
+
+def duplicate_groups(df: pd.DataFrame, cfg: AuditConfig | None = None, cache_dir: str | Path | None = None) -> np.ndarray:
+    """Duplicate-group id per manifest row (exact copies and verified near-duplicates, transitively; an image with
+    no copy is its own group), from the cached fingerprints: the unit to keep whole when splits are drawn."""
+    cfg = cfg or AuditConfig()
+    df = df.reset_index(drop=True)
+    refs = df["image"].astype(str).tolist()
+    records = compute_fingerprints(refs, cache_dir, cfg.workers)
+    check_pixels(records, refs)
+    pixel = records["pixel_hash"].tolist() if len(records) else []
+    pairs = (cached_near_pairs(records["phash"].tolist(), cfg.near_threshold, cache_dir, refs, pixel)
+             if cfg.near_duplicates and len(records) else [])
+    clusters, _ = duplicate_clusters(pixel, None, cfg.near_threshold, pairs)
+    group = np.arange(len(df))
+    for c in _without_same_file_regions(clusters, df):
+        group[c["members"]] = c["members"][0]
+    return group
+
+
+def split_groups(df: pd.DataFrame, cfg: AuditConfig | None = None, cache_dir: str | Path | None = None) -> np.ndarray:
+    """The unit of a split draw per manifest row: one patient merged with every duplicate group it touches (and
+    those groups with their other patients), so that no copy and no patient straddles train and val."""
+    df = df.reset_index(drop=True)
+    uf = UnionFind(len(df))
+    for i, g in enumerate(duplicate_groups(df, cfg, cache_dir)):
+        uf.union(i, int(g))
+    if "patient_id" in df.columns:
+        patients = df["patient_id"].fillna("").astype(str)
+        for rows in patients[patients != ""].groupby(patients).indices.values():
+            for r in rows[1:]:
+                uf.union(int(rows[0]), int(r))
+    return np.array([uf.find(i) for i in range(len(df))])
 
 
 def audit_manifest(df: pd.DataFrame, label_columns: list[str], class_names: list[str] | None = None,
@@ -170,22 +317,29 @@ def audit_manifest(df: pd.DataFrame, label_columns: list[str], class_names: list
     missing = [c for c in ["image", "split", *label_columns] if c not in df.columns]
     if missing:
         raise DataError(f"manifest for the audit lacks columns {missing}; it has {list(df.columns)}")
+    if df.empty:
+        raise DataError("the manifest has no images to audit; check data.root and the importer's folder layout")
     timing = {}
     t0 = time.perf_counter()
-    records = compute_fingerprints(df["image"].tolist(), cache_dir, cfg.workers)
+    refs = df["image"].astype(str).tolist()
+    records = compute_fingerprints(refs, cache_dir, cfg.workers)
+    check_pixels(records, refs)
     timing["fingerprints_s"] = round(time.perf_counter() - t0, 3)
 
     t1 = time.perf_counter()
-    pairs = cached_near_pairs(records["phash"].tolist(), cfg.near_threshold, cache_dir) if cfg.near_duplicates else []
-    raw_clusters, pairs = duplicate_clusters(records["pixel_hash"].tolist(), None, cfg.near_threshold, pairs)
+    pixel = records["pixel_hash"].tolist()
+    candidates = (cached_near_pairs(records["phash"].tolist(), cfg.near_threshold, cache_dir, refs, pixel)
+                  if cfg.near_duplicates else [])
+    raw_clusters, pairs = duplicate_clusters(pixel, None, cfg.near_threshold, candidates)
     raw_clusters = _without_same_file_regions(raw_clusters, df)
     timing["duplicates_s"] = round(time.perf_counter() - t1, 3)
 
     labels = _label_values(df, label_columns)
     ids = id_table(df, records)
     leaks = id_leaks(df, ids)
-    removed = _dedupe(df, raw_clusters, leaks, labels) if cfg.dedupe else {}
-    clusters = _describe_clusters(raw_clusters, df, labels, set(removed))
+    removed = _dedupe(df, raw_clusters, leaks, labels, pixel) if cfg.dedupe else {}
+    before = finding_counts(_describe_clusters(raw_clusters, df, labels, set(), pixel), leaks) if removed else None
+    clusters = _describe_clusters(raw_clusters, df, labels, set(removed), pixel)
     for leak in leaks:
         leak["images"] = [str(df.at[r, "image"]) for r in leak["rows"]]
         left = {df.at[r, "split"] for r in leak["rows"] if r not in removed}
@@ -198,17 +352,30 @@ def audit_manifest(df: pd.DataFrame, label_columns: list[str], class_names: list
     timing["shortcuts_s"] = round(time.perf_counter() - t2, 3)
     timing["total_s"] = round(time.perf_counter() - t0, 3)
 
+    after = finding_counts(clusters, [leak for leak in leaks if not leak["resolved"]])
     warnings = list(shortcuts["warnings"])
-    within = [c for c in clusters if not c["cross_split"] and not c["conflict"]]
-    if within:
-        extra = sum(len(c["images"]) - 1 for c in within)
-        warnings.append(f"{len(within)} group(s) of duplicate images within one split ({extra} extra copies): "
-                        "those images weigh more in training and in the metrics")
+    if after["within_split_groups"]:
+        warnings.append(f"{after['within_split_groups']} group(s) of duplicate images within one split "
+                        f"({after['within_split_extra']} extra copies): those images weigh more in training and in "
+                        "the metrics")
+    counts = removal_counts(df, removed, label_columns, list(class_names or []))
+    heavy = {k: v for k, v in counts.get("by_class", {}).items() if v["share"] >= 0.2}
+    if heavy:
+        warnings.append("dedupe removed " + ", ".join(f"{v['share']:.0%} of class {k!r} ({v['removed']} of {v['of']})"
+                                                      for k, v in heavy.items())
+                        + f": check the removed list ({FILES['audit_removed']}) before training on what is left")
     kept = df.drop(index=sorted(removed)).reset_index(drop=True) if removed else df
-    removed_rows = [{"image": str(df.at[r, "image"]), "split": str(df.at[r, "split"]), "reason": why}
-                    for r, why in sorted(removed.items())]
+    removed_rows = [{"image": str(df.at[r, "image"]), "split": str(df.at[r, "split"]),
+                     "label": _plain(labels[r]), "reason": why} for r, why in sorted(removed.items())]
+    checked = [p for p in candidates if len(p) > 3 and pixel[p[0]] != pixel[p[1]]]
+    rejected = sorted((p for p in checked if p[3] < NEAR_SIMILARITY), key=lambda p: -p[3])
+    near_check = {"candidates": len(checked), "accepted": len(checked) - len(rejected), "rejected": len(rejected),
+                  "min_similarity": NEAR_SIMILARITY,
+                  "closest_rejected": [{"images": [refs[i], refs[j]], "distance": int(d), "similarity": float(s)}
+                                       for i, j, d, s in rejected[:5]]}
     return AuditResult(images=len(df), clusters=clusters, id_leaks=leaks, shortcuts=shortcuts, warnings=warnings,
-                       removed=removed_rows, kept=kept, timing=timing, near_threshold=cfg.near_threshold)
+                       removed=removed_rows, kept=kept, timing=timing, near_threshold=cfg.near_threshold,
+                       before=before, removed_counts=counts, near_check=near_check)
 
 
 def audit_cache_dir(cfg) -> Path:
@@ -235,5 +402,5 @@ def run_audit(cfg, manifest, folder: Folder | None, log_findings: bool = True) -
         for text in result.warnings:
             log.warning("%s", text)
     if not result.ok:
-        raise DataError(result.error_message(json_path))
+        raise AuditError(result, json_path)
     return result

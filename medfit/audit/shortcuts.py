@@ -13,8 +13,25 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 NUMERIC = {"height": "image height", "width": "image width", "channels": "channels", "bit_depth": "bit depth",
            "mean": "mean intensity", "std": "intensity spread (std)", "p01": "dark level (1st percentile)",
            "p99": "bright level (99th percentile)"}
-CATEGORICAL = {"photometric": "photometric interpretation", "modality": "modality", "format": "file format",
-               "site": "site"}
+CATEGORICAL = {"photometric": "stored colour mode (photometric)", "colour": "colour content", "modality": "modality",
+               "format": "file format", "site": "site"}
+# column -> what the user would call it; each with what to try when it gives a class away
+CAUSE = {"channels": "colour mode", "photometric": "colour mode", "colour": "colour mode", "height": "image size",
+         "width": "image size", "bit_depth": "bit depth", "format": "file format", "mean": "brightness",
+         "std": "brightness", "p01": "brightness", "p99": "brightness", "site": "site", "modality": "modality"}
+ADVICE = {
+    "colour mode": "store every class in one colour mode (convert the RGB files to greyscale, or all to RGB) and "
+                   "check whether that class came from another source or export",
+    "image size": "bring every class to one size and aspect ratio the same way (resize or crop before export), and "
+                  "check whether that class came from another source",
+    "bit depth": "convert every image to one bit depth",
+    "file format": "re-encode every image in one format (JPEG artefacts alone can give a class away)",
+    "brightness": "check exposure/windowing per class and normalise intensities (preprocess: recipe or ops such as "
+                  "histogram normalisation)",
+    "site": "the class comes mostly from one site: report metrics per site (medfit validate --train-sites) and add "
+            "cases of that class from the other sites",
+    "modality": "the class comes from another modality or sequence: keep one modality per model",
+}
 MAX_ROWS = 20000  # larger sets are subsampled (stratified) for the classifier
 
 
@@ -77,7 +94,7 @@ def per_class_profile(features: pd.DataFrame, labels: pd.DataFrame, class_names:
             "images": int(mask.sum()),
             "sizes": {k: int(v) for k, v in sizes.items()},
             **{c: {str(k): int(v) for k, v in part[c].value_counts().head(5).items()}
-               for c in ("bit_depth", "photometric", "modality", "format", "site") if c in part.columns},
+               for c in ("bit_depth", "photometric", "colour", "modality", "format", "site") if c in part.columns},
             **{f"{c}_mean": round(float(part[c].mean()), 3) if len(part) else None for c in ("mean", "std")},
         }
     return profile
@@ -101,9 +118,29 @@ def shortcut_signals(features: pd.DataFrame, labels: pd.DataFrame, class_names: 
         auc = _classifier_auc(features, y, seed)
         out["classes"][name] = {"auc": None if auc is None else round(auc, 4), "feature_auc": single}
         if auc is not None and auc >= auc_threshold:
-            ranked = sorted(single.items(), key=lambda kv: -kv[1])
-            named = [kv for kv in ranked if kv[1] >= auc_threshold] or ranked[:2]
-            features_text = ", ".join(f"{k} (AUC {v:.2f})" for k, v in named)
-            out["warnings"].append(f"shortcut signal: class {name!r} is predictable from image metadata and intensity "
-                                   f"statistics alone (cross-validated AUC {auc:.2f}); strongest: {features_text}")
+            out["warnings"].append(shortcut_warning(name, auc, features, y, auc_threshold))
     return out
+
+
+def _share_text(column: str, x: pd.Series, y: np.ndarray, name: str) -> str:
+    """For a categorical feature, how the class differs, e.g. "RGB in 100 % of 'glioma' vs 2 % of the rest"."""
+    values = x.astype(str).to_numpy()
+    top = pd.Series(values[y == 1]).value_counts().index[0]
+    inside, outside = (values[y == 1] == top).mean(), (values[y == 0] == top).mean() if (y == 0).any() else 0.0
+    return f"{top!r} in {inside:.0%} of {name!r} vs {outside:.0%} of the rest"
+
+
+def shortcut_warning(name: str, auc: float, features: pd.DataFrame, y: np.ndarray, auc_threshold: float) -> str:
+    """The warning for one class: its strongest features grouped by cause in the user's words, and what to try."""
+    single = {c: _single_auc(features[c], y, c in CATEGORICAL) for c in features.columns}
+    ranked = sorted(single.items(), key=lambda kv: -kv[1])
+    named = [kv for kv in ranked if kv[1] >= auc_threshold] or ranked[:3]
+    causes: dict[str, list[str]] = {}
+    for column, value in named:
+        detail = f" ({_share_text(column, features[column], y, name)})" if column in CATEGORICAL else ""
+        causes.setdefault(CAUSE.get(column, column), []).append(
+            f"{NUMERIC.get(column) or CATEGORICAL[column]} (AUC {value:.2f}){detail}")
+    features_text = "; ".join(f"{cause}: {', '.join(items)}" for cause, items in causes.items())
+    advice = " ".join(f"{cause}: {ADVICE[cause]}." for cause in causes if cause in ADVICE)
+    return (f"shortcut signal: class {name!r} is predictable from image metadata and intensity statistics alone "
+            f"(cross-validated AUC {auc:.2f}); strongest: {features_text}. What to try: {advice}")

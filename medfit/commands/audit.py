@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import argparse
 
+from medfit.audit.result import AuditError
 from medfit.audit.run import run_audit
 from medfit.commands.common import add_config_arguments, load_experiment
 from medfit.config import updated
 from medfit.data.manifest import build_manifest
 from medfit.run_folder import RunFolder
+
+MAX_REMOVED_LINES = 10  # the full list is in the run folder; the counts per class and split are in the summary
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,18 +20,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="drop the training-side copies of cross-split duplicates and leaked ids instead of failing")
 
 
+def print_findings(summary: str, warnings: list[str]) -> None:
+    """The audit's summary line and its warnings."""
+    print(summary)
+    for text in warnings:
+        print(f"warning: {text}")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``medfit audit``: print the summary and the findings, write the audit into the run folder; exit 2 on
-    leaks/conflicts."""
+    leaks/conflicts (after printing the whole audit)."""
     cfg = load_experiment(args)
     # asking for the audit runs it whatever the config says
     cfg = updated(cfg, {"audit.enabled": True, **({"audit.dedupe": True} if args.dedupe else {})})
     folder = RunFolder.of(cfg.output_dir, cfg.name)
-    result = run_audit(cfg, build_manifest(cfg, args.data), folder, log_findings=False)
-    print(result.summary)
-    for text in result.warnings:
-        print(f"warning: {text}")
-    for row in result.removed:
+    try:
+        result = run_audit(cfg, build_manifest(cfg, args.data), folder, log_findings=False)
+    except AuditError as exc:  # leaks or conflicts: the whole audit first, then the error line naming the files
+        print_findings(exc.summary, exc.warnings)
+        raise
+    print_findings(result.summary, result.warnings)
+    for row in result.removed[:MAX_REMOVED_LINES]:
         print(f"removed: {row['image']} ({row['split']}): {row['reason']}")
+    if len(result.removed) > MAX_REMOVED_LINES:
+        print(f"removed: ... {len(result.removed) - MAX_REMOVED_LINES} more in {folder.file('audit_removed')}")
     print(f"written: {folder.file('audit')}")
     return 0

@@ -19,6 +19,7 @@ class DataConfig:
     data_dir: str = ""  # base for relative roots: --data, else $MEDFIT_DATA, else ../shared/data
     patient_regex: str = r"(person\d+)"  # first group of a match on the file name is the patient id
     patient_scope: Literal["global", "split"] = "global"  # "split": ids are unique per split folder only
+    split_folders: dict[str, str] = field(default_factory=dict)  # folder -> split, e.g. {Training: train}; empty: common names
     image_column: str = "image"
     label_columns: list[str] = field(default_factory=lambda: ["label"])
     patient_column: str = "patient_id"

@@ -1,6 +1,7 @@
 """The manifest: one row per image (or study) with its labels, patient, site and split."""
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -17,6 +18,13 @@ from medfit.task import Task
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".nii", ".gz"}
 BASE_COLUMNS = ["image", "patient_id", "site", "split"]
+SPLITS = ("train", "val", "test", "external")
+# split folder names recognised (case-insensitively) when data.split_folders does not name them
+SPLIT_FOLDERS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+                 "dev": "val", "test": "test", "testing": "test", "external": "external"}
+HIDDEN = {"__MACOSX", "__pycache__", "Thumbs.db", "desktop.ini"}  # besides every name starting with a dot
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -90,25 +98,88 @@ def patient_from_name(name: str, pattern: str) -> str:
     return Path(name).name.split(".")[0]
 
 
+def is_hidden(path: Path) -> bool:
+    """Notebook checkpoints, macOS and Windows side files: never data."""
+    return path.name.startswith(".") or path.name in HIDDEN
+
+
+def _listing(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if not is_hidden(p))
+
+
+def _split_layout(root: Path, split_folders: dict[str, str] | None) -> list[tuple[str, Path]]:
+    """(split, folder) pairs: folders named in ``split_folders`` (any case) or by a common split name; else the root
+    itself is one training pool."""
+    names = {**SPLIT_FOLDERS, **{str(k).lower(): str(v) for k, v in (split_folders or {}).items()}}
+    bad = sorted({v for v in names.values() if v not in SPLITS})
+    if bad:
+        raise DataError(f"data.split_folders maps folders to {bad}; each value must be one of {list(SPLITS)}")
+    folders = [d for d in _listing(root) if d.is_dir()]
+    layout = [(names[d.name.lower()], d) for d in folders if d.name.lower() in names]
+    missing = sorted(set(map(str, split_folders or {})) - {d.name for _, d in layout}, key=str.lower)
+    missing = [m for m in missing if m.lower() not in {d.name.lower() for _, d in layout}]
+    if missing:
+        raise DataError(f"{root}: data.split_folders names {missing} but the folder has {[d.name for d in folders]}")
+    return layout or [("train", root)]
+
+
+def _check_classes(found: dict[str, dict[str, int]], root: Path) -> None:
+    """Refuse an empty class folder or a class with no training image; warn about a class missing from a split."""
+    for split, classes in found.items():
+        empty = [c for c, n in classes.items() if n == 0]
+        if empty:
+            raise DataError(f"{root}: class folder(s) {[f'{split}/{c}' for c in empty]} hold no image; add images or "
+                            "remove the folder (an empty class still gets a model output)")
+    every = sorted({c for classes in found.values() for c in classes})
+    for split, classes in found.items():
+        absent = [c for c in every if c not in classes]
+        if absent and split == "train":
+            raise DataError(f"{root}: class(es) {absent} have no training folder; add <train>/{absent[0]}/ images "
+                            "or remove that class from the other splits")
+        if absent:
+            log.warning("%s: split %r has no folder for class(es) %s; its metrics will not cover them", root, split,
+                        absent)
+
+
+def check_patient_regex(names: list[str], pattern: str, required: bool = False, where: str = "") -> bool:
+    """True when ``pattern`` finds a patient id in at least one file name; when it finds none: a warning, or a
+    DataError when patient ids are ``required`` (validation drawn by patient)."""
+    if not pattern or not names or any(re.search(pattern, n) for n in names):
+        return bool(pattern and names)
+    text = (f"{where}data.patient_regex {pattern!r} matches no file name (e.g. {names[0]!r}), so every image counts as "
+            "its own patient; set a pattern whose first group is the patient id, or patient_regex: '' when the names "
+            "carry none")
+    if required:
+        raise DataError(text + " (validation is drawn by patient)")
+    log.warning("%s", text)
+    return False
+
+
 def manifest_from_folder_tree(root: str | Path, patient_regex: str = r"(person\d+)", class_names: list[str] | None = None,
-                              patient_scope: str = "global") -> Manifest:
+                              patient_scope: str = "global", split_folders: dict[str, str] | None = None,
+                              patients_required: bool = False) -> Manifest:
     """Import ``root/<split>/<CLASS>/*.ext`` (or ``root/<CLASS>/*`` as one training pool).
 
-    Patient ids come from the file name by ``patient_regex``; a file that does not match is its own patient.
+    Split folders are those of ``split_folders`` ({folder: split}) or common names (Training, Testing, Validation,
+    valid, dev, ..., any case); hidden files and folders (.ipynb_checkpoints, .DS_Store, __MACOSX) are skipped.
+    Patient ids come from the file name by ``patient_regex``; a file that does not match is its own patient (a
+    regex matching no file warns, or fails with ``patients_required`` when no val folder exists).
     ``patient_scope="split"`` prefixes ids with the split folder, for sets whose numbering restarts per folder.
     """
     root = Path(root).resolve()
     if not root.is_dir():
         raise DataError(f"{root}: folder not found; expected <split>/<CLASS>/<image> subfolders")
-    split_dirs = [d for d in sorted(root.iterdir()) if d.is_dir() and d.name.lower() in {"train", "val", "test", "external"}]
-    layout = [(d.name.lower(), d) for d in split_dirs] or [("train", root)]
-    rows = []
+    layout = _split_layout(root, split_folders)
+    rows, found = [], {}
     for split, split_dir in layout:
-        for class_dir in sorted(d for d in split_dir.iterdir() if d.is_dir()):
-            for path in sorted(class_dir.iterdir()):
-                if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
-                    continue
-                patient = patient_from_name(path.name, patient_regex)
+        classes = found.setdefault(split, {})
+        for class_dir in (d for d in _listing(split_dir) if d.is_dir()):
+            files = [p for p in _listing(class_dir) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+            classes[class_dir.name] = classes.get(class_dir.name, 0) + len(files)
+            for path in files:
+                match = re.search(patient_regex, path.name) if patient_regex else None
+                # no id in the name: the image is its own patient (its path, since names repeat across folders)
+                patient = patient_from_name(path.name, patient_regex) if match else str(path.relative_to(root))
                 rows.append({
                     "image": str(path),
                     "label": class_dir.name,
@@ -117,7 +188,11 @@ def manifest_from_folder_tree(root: str | Path, patient_regex: str = r"(person\d
                     "split": split,
                 })
     if not rows:
-        raise DataError(f"{root}: no images found; expected <split>/<CLASS>/<image> subfolders")
+        raise DataError(f"{root}: no images found; expected <split>/<CLASS>/<image> subfolders (split folders such as "
+                        f"train/test, or set data.split_folders; found {[d.name for d in _listing(root)][:8]})")
+    _check_classes(found, root)
+    check_patient_regex([Path(r["image"]).name for r in rows], patient_regex,
+                        patients_required and "val" not in found, f"{root}: ")
     df = pd.DataFrame(rows)
     df["label"], names = _label_index(df["label"], class_names or sorted(df["label"].unique()), str(root))
     return Manifest(df, ["label"], names, "binary" if len(names) == 2 else "multiclass")
@@ -224,7 +299,8 @@ def build_manifest(cfg: ExperimentConfig, data_dir: str | None = None) -> Manife
     d = cfg.data
     root = resolve_root(d, resolve_data_dir(d, data_dir))
     if d.source == "folder":
-        manifest = manifest_from_folder_tree(root, d.patient_regex, d.class_names or None, d.patient_scope)
+        manifest = manifest_from_folder_tree(root, d.patient_regex, d.class_names or None, d.patient_scope,
+                                             d.split_folders, patients_required=d.val_fraction > 0)
     elif d.source == "medmnist":
         manifest = manifest_from_medmnist(root, d.class_names or None, d.task if d.task == "multilabel" else None)
     else:

@@ -16,17 +16,29 @@ def _strata(manifest: Manifest) -> np.ndarray:
     return manifest.target.strata(manifest.df)
 
 
-def assign_validation_split(manifest: Manifest, fraction: float, seed: int = 0) -> Manifest:
-    """Move about ``fraction`` of the training pool to ``val``, stratified by label and grouped by patient."""
+def _units(manifest: Manifest, groups) -> np.ndarray:
+    """The unit each row is split with: ``groups`` (one value per manifest row) or else the patient id."""
+    if groups is None:
+        return manifest.df["patient_id"].to_numpy()
+    groups = np.asarray(groups)
+    if len(groups) != len(manifest.df):
+        raise DataError(f"split groups: {len(groups)} values for {len(manifest.df)} manifest rows")
+    return groups
+
+
+def assign_validation_split(manifest: Manifest, fraction: float, seed: int = 0, groups=None) -> Manifest:
+    """Move about ``fraction`` of the training pool to ``val``, stratified by label and grouped by patient, or by
+    ``groups`` (one unit per manifest row, e.g. ``medfit.audit.split_groups``: patient merged with duplicate group)."""
     df = manifest.df.copy()
     pool = np.flatnonzero(df["split"].to_numpy() == "train")
     if len(pool) == 0:
         raise DataError("no training rows to draw a validation split from (need split == 'train')")
     n_splits = max(2, int(round(1.0 / fraction)))
     sub = manifest.with_df(df.iloc[pool])
-    groups = sub.df["patient_id"].to_numpy()
+    unit = "patients" if groups is None else "split groups (patient + duplicate group)"
+    groups = _units(manifest, groups)[pool]
     if len(set(groups)) < n_splits:
-        raise DataError(f"only {len(set(groups))} patients in the training pool; cannot hold out {fraction:.0%} by patient")
+        raise DataError(f"only {len(set(groups))} {unit} in the training pool; cannot hold out {fraction:.0%} by them")
     folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     _, val_idx = next(folds.split(np.zeros(len(sub)), _strata(sub), groups))
     split_col = df.columns.get_loc("split")
@@ -44,7 +56,7 @@ def limit_per_split(manifest: Manifest, limit: int, seed: int = 0) -> Manifest:
     return manifest.with_df(manifest.df.iloc[sorted(keep)])
 
 
-def patient_kfold(manifest: Manifest, n_splits: int, seed: int = 0):
-    """Yield (train_index, test_index) folds stratified by label and grouped by patient."""
+def patient_kfold(manifest: Manifest, n_splits: int, seed: int = 0, groups=None):
+    """Yield (train_index, test_index) folds stratified by label and grouped by patient (or by ``groups``)."""
     folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    yield from folds.split(np.zeros(len(manifest)), _strata(manifest), manifest.df["patient_id"].to_numpy())
+    yield from folds.split(np.zeros(len(manifest)), _strata(manifest), _units(manifest, groups))
