@@ -71,10 +71,10 @@ def test_hugging_face_format_vit_is_refused_not_silently_random(tmp_path):
                             image_size=32, patch_size=16))
     save_file({k: v.contiguous() for k, v in hf.state_dict().items()}, str(tmp_path / "model.safetensors"))
     cfg = ModelConfig(name="vit_tiny_patch16_224", kwargs={"img_size": 32, "depth": 2}, pretrained=str(tmp_path))
-    with pytest.raises(WeightsError, match=r"model.safetensors: only 0 of \d+ backbone tensors of "
-                                           r"'vit_tiny_patch16_224' load") as err:
+    with pytest.raises(WeightsError, match=r"model.safetensors: weights do not fit 'vit_tiny_patch16_224': "
+                                           r"1 of 30 backbone tensors load") as err:
         create_backbone(cfg, 1)
-    assert "\n" not in str(err.value) and "embeddings" in str(err.value)  # names a file key to show the layout
+    assert "\n" not in str(err.value) and "embeddings" in str(err.value)  # HF keys: only cls_token matches after "embeddings."
 
 
 def test_half_loaded_weights_are_refused(tmp_path):
@@ -82,7 +82,7 @@ def test_half_loaded_weights_are_refused(tmp_path):
     state = src.state_dict()
     kept = dict(list(state.items())[: len(state) // 3])
     save_file(kept, str(tmp_path / "partial.safetensors"))
-    with pytest.raises(WeightsError, match="backbone tensors of 'resnet10t' load"):
+    with pytest.raises(WeightsError, match=r"do not fit 'resnet10t': \d+ of \d+ backbone tensors load"):
         create_backbone(ModelConfig(name="resnet10t", pretrained=str(tmp_path / "partial.safetensors")), 1)
 
 

@@ -31,7 +31,7 @@ def build_model(model_cfg: ModelConfig, num_outputs: int, load_pretrained: bool 
 
         return build_zero_shot_skeleton(cfg, num_outputs, load_pretrained)
     else:
-        model = create_backbone(cfg, num_outputs, load_pretrained)
+        model, _ = create_backbone(cfg, num_outputs, load_pretrained)  # the load report: TODO(lead) train_info.json
     if cfg.cbam:
         from medfit.models.cbam import insert_cbam
 

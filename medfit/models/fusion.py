@@ -8,6 +8,7 @@ from torch import nn
 
 from medfit.config import FusionMemberConfig, ModelConfig
 from medfit.errors import ConfigError, WeightsError
+from medfit.models.weights import read_state_dict
 
 
 def pooled_width(model: nn.Module) -> int:
@@ -53,7 +54,7 @@ def load_run_network(run_dir: str | Path, load_weights: bool = True) -> tuple[nn
         ckpt = run_dir / "checkpoints" / "best.ckpt"
         if not ckpt.is_file():
             raise WeightsError(f"{ckpt}: checkpoint not found; train the member run first (medfit train CONFIG)")
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+        state = read_state_dict(ckpt)  # safetensors / weights_only=True: a checkpoint file cannot run code
         model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
     return merge_lora(model), run_cfg.model
 
@@ -70,7 +71,7 @@ def build_member(member: FusionMemberConfig, cfg: ModelConfig, load_pretrained: 
                               f"model.in_chans is {cfg.in_chans}")
     elif member.name:
         member_cfg = ModelConfig(name=member.name, pretrained=member.pretrained, in_chans=cfg.in_chans)
-        model = create_backbone(member_cfg, 1, load_pretrained)
+        model, _ = create_backbone(member_cfg, 1, load_pretrained)
     else:
         raise ConfigError("model.fusion: each member needs a run folder (run:) or a timm name (name:)")
     if not hasattr(model, "reset_classifier"):

@@ -39,7 +39,7 @@ def build_mil(model_cfg: ModelConfig, num_outputs: int, hidden: int, load_pretra
     from medfit.models.backbones import create_backbone
     from medfit.models.finetune import apply_finetune
 
-    encoder = create_backbone(model_cfg, num_outputs, load_pretrained)
+    encoder, _ = create_backbone(model_cfg, num_outputs, load_pretrained)
     encoder.reset_classifier(0)
     if model_cfg.finetune != "full":
         encoder = apply_finetune(encoder, dataclasses.replace(model_cfg, finetune=model_cfg.finetune), [])
