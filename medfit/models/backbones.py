@@ -10,7 +10,7 @@ from timm.models import adapt_input_conv
 
 from medfit.config import ModelConfig
 from medfit.errors import WeightsError
-from medfit.models.weights import (ResolvedWeights, resolve_weights, state_dict_of, strip_prefix)
+from medfit.models.weights import ResolvedWeights, resolve_weights, state_dict_of, strip_prefix
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def create_backbone(cfg: ModelConfig, num_outputs: int,
     ``model.name: hf-hub:REPO`` builds the architecture in REPO's config.json (from the HF cache, offline-capable) and
     takes REPO's weights unless ``model.pretrained`` names others.
     """
-    name, hub_weights = architecture(cfg.name, load_pretrained)
+    name, hub_weights = architecture(cfg.name)
     kwargs = dict(in_chans=cfg.in_chans, num_classes=num_outputs, drop_rate=cfg.drop_rate, **cfg.kwargs)
     try:
         model = timm.create_model(name, **kwargs)
@@ -51,7 +51,7 @@ def create_backbone(cfg: ModelConfig, num_outputs: int,
     return model, report
 
 
-def architecture(name: str, resolve_hub: bool = True) -> tuple[str, str]:
+def architecture(name: str) -> tuple[str, str]:
     """(what timm.create_model gets, the hub source of the weights): ``hf-hub:REPO`` becomes its cached snapshot."""
     if not name.startswith("hf-hub:"):
         return timm_name(name), ""
@@ -90,7 +90,10 @@ def timm_filter(model: torch.nn.Module, state: dict, source: str) -> dict:
     if fn is None:
         return state
     try:
-        return fn(state, model)
+        try:
+            return fn(state, model)
+        except TypeError:  # one-argument converters, as timm's load_pretrained allows
+            return fn(state)
     except (KeyError, RuntimeError, ValueError, IndexError, AttributeError) as exc:
         raise WeightsError(f"{source}: timm's converter for {type(model).__name__} cannot read these weights "
                            f"({type(exc).__name__}: {str(exc)[:200]}); use weights of this architecture") from None

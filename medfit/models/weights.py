@@ -22,8 +22,8 @@ from pathlib import Path
 import timm
 import torch
 import yaml
-from huggingface_hub import HfApi, get_session, hf_hub_download, try_to_load_from_cache
-from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, RepositoryNotFoundError,
+from huggingface_hub import HfApi, hf_hub_download, try_to_load_from_cache
+from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError,
                                     RevisionNotFoundError)
 from safetensors import SafetensorError
 from safetensors.torch import load_file
@@ -45,7 +45,7 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
 RUN_CHECKPOINT = Path("checkpoints") / "best.ckpt"
 MANIFEST = "weights-manifest.json"
 REGISTRY_FILE = Path(__file__).with_name("weights_registry.yaml")
-TIMEOUT_S = 10.0  # per connect/read on the Hub; huggingface_hub's shared client has no timeout at all by default
+TIMEOUT_S = 10.0  # the repo listing's deadline (huggingface_hub's API calls wait forever unless given one)
 WRAPPER_KEYS = ("state_dict", "model", "module", "model_state_dict", "state_dict_ema")
 
 
@@ -139,11 +139,12 @@ def resolve_local(spec: str, key: str = "model.pretrained") -> ResolvedWeights:
 
 
 def main_weight_file(folder: Path) -> Path | None:
-    """The single weight file of a folder (timm/open_clip/transformers names), or None when sharded or absent."""
+    """The weight file of a folder (timm/open_clip/transformers names, else its only one), or None (sharded/absent)."""
     for name in WEIGHT_FILES:
         if (folder / name).is_file():
             return folder / name
-    return None
+    files = [p for p in folder.iterdir() if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES)]
+    return files[0] if len(files) == 1 else None
 
 
 def _resolve_timm(spec: str, cache_dir: str | Path, offline: bool | None) -> ResolvedWeights:
@@ -217,10 +218,15 @@ def hub_snapshot(repo: str, source: str = "", cache_dir: str | Path = "", offlin
     if complete and (not refresh or is_offline(offline)):
         return folder
     if is_offline(offline):
-        raise WeightsError(f"{source}: not in the Hugging Face cache {cache} and offline (HF_HUB_OFFLINE=1): on a "
-                           f"connected machine run `medfit weights pull {source} --to DIR`, copy DIR here and point the "
-                           f"config at DIR, or copy that machine's HF cache to {cache} (or set HF_HUB_CACHE to it)")
+        raise offline_miss(source, cache)
     return download_snapshot(repo, source, cache, files)
+
+
+def offline_miss(source: str, cache: Path) -> WeightsError:
+    """Not cached on an offline machine: how to bring the weights here."""
+    return WeightsError(f"{source}: not in the HF cache {cache} and offline (HF_HUB_OFFLINE=1): on a connected machine "
+                        f"run `medfit weights pull {source} --to DIR`, copy DIR here and point the config at DIR, or "
+                        f"copy that machine's HF cache to {cache} (or set HF_HUB_CACHE to it)")
 
 
 def select_files(files: list[str]) -> list[str]:
@@ -236,9 +242,8 @@ def select_files(files: list[str]) -> list[str]:
 
 def download_snapshot(repo: str, source: str, cache: Path, files: list[str] | None = None) -> Path:
     """Download the selected files of ``repo`` (main) into the HF cache; every failure is one WeightsError line."""
-    get_session().timeout = TIMEOUT_S  # httpx applies it per connect/read, so large downloads still finish
     try:
-        wanted = files or select_files(HfApi().list_repo_files(repo))
+        wanted = files or select_files(repo_files(repo))
         if not wanted:
             raise WeightsError(f"{source}: the repository holds no config or weight files medfit can use")
         paths = [Path(hf_hub_download(repo, f, cache_dir=str(cache), etag_timeout=TIMEOUT_S)) for f in wanted]
@@ -254,8 +259,16 @@ def download_snapshot(repo: str, source: str, cache: Path, files: list[str] | No
     return folder
 
 
+def repo_files(repo: str) -> list[str]:
+    """The file names of a repo's main revision: one request with a deadline (list_repo_files retries ~25 s)."""
+    info = HfApi().model_info(repo, timeout=TIMEOUT_S)
+    return [s.rfilename for s in info.siblings or []]
+
+
 def hub_error(exc: BaseException, source: str, repo: str, cache: Path) -> WeightsError:
     """One line for a failed Hub call: what happened, where the cache is, and the fix."""
+    if isinstance(exc, OfflineModeIsEnabled):  # HF_HUB_OFFLINE was set when huggingface_hub was imported
+        return offline_miss(source, cache)
     if isinstance(exc, GatedRepoError):
         return WeightsError(f"{source}: gated model; accept its terms at https://huggingface.co/{repo} with your "
                             f"account, then set HF_TOKEN to a read token of that account and pull again")
@@ -390,6 +403,8 @@ def normalisation_of(folder: Path | None, timm_name: str = "", source: str = "")
 
     None when the source does not say (a bare weight file or a medfit run: medfit feeds [0, 1] images).
     """
+    if folder is not None and (folder / MANIFEST).is_file():
+        return _json(folder / MANIFEST).get("normalisation")  # a `pull --to` folder keeps its source's
     if source.startswith("torchxrayvision:"):
         # xrv.datasets.normalize maps [0, 255] to [-1024, 1024]: on [0, 1] images that is (x - 0.5) / (1 / 2048).
         return {"mean": [0.5], "std": [1 / 2048], "channels": 1, "size": 224, "interpolation": None,
@@ -461,8 +476,8 @@ def copy_with_manifest(resolved: ResolvedWeights, extras: list[Path], to: Path, 
     """Copy a source's files into ``to`` (links dereferenced) and write weights-manifest.json with their sha256."""
     if resolved.kind == "run":
         raise WeightsError(f"{resolved.source}: a run folder is already local; copy the folder itself")
-    folder = resolved.folder if resolved.kind in ("hf-hub", "timm") else None
-    files = sorted(p for p in folder.iterdir() if p.is_file()) if folder else [resolved.path]
+    folder = resolved.folder if resolved.kind in ("hf-hub", "timm", "folder") else None
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name != MANIFEST) if folder else [resolved.path]
     to.mkdir(parents=True, exist_ok=True)
     try:
         for src in files + [x for x in extras if not (to / x.name).exists() and x.name not in {f.name for f in files}]:
@@ -485,3 +500,50 @@ def verify(folder: str | Path) -> dict[str, str]:
     expected = json.loads(manifest.read_text())["files"]
     return {name: ("missing" if not (folder / name).is_file() else
                    "ok" if sha256_file(folder / name) == digest else "changed") for name, digest in expected.items()}
+
+
+def load_entry(entry: dict, cache_dir: str | Path = "", offline: bool | None = None) -> torch.nn.Module:
+    """A registry entry's model, built by its own package's loader from local files (pulled first when online)."""
+    resolved = resolve_weights(entry["source"], cache_dir, offline, key="SOURCE")
+    for extra in entry.get("also", []):
+        hub_snapshot(extra["repo"], f"hf-hub:{extra['repo']}", cache_dir, offline, extra["files"])
+    loader = entry["loader"]
+    if loader == "timm":
+        from medfit.models.backbones import load_weights  # backbones imports this module
+
+        arch = f"local-dir:{resolved.folder}" if (resolved.folder / "config.json").is_file() else resolved.timm_name
+        model = timm.create_model(arch, num_classes=0)
+        model.medfit_load_report = load_weights(model, resolved, 3, arch)
+        return model.eval()
+    if loader == "open_clip":
+        from medfit.models.clip import load_open_clip  # open_clip is heavy; clip imports this module
+
+        return load_open_clip(entry["source"], str(hub_cache(cache_dir)))[0]
+    if loader == "transformers":
+        return _load_transformers(resolved, entry.get("auto_class", "AutoModel"))
+    if loader == "torchxrayvision":
+        return _load_torchxrayvision(resolved)
+    raise WeightsError(f"{REGISTRY_FILE}: entry {entry['name']!r} has unknown loader {loader!r}")
+
+
+def _load_transformers(resolved: ResolvedWeights, auto_class: str) -> torch.nn.Module:
+    import transformers  # heavy; only transformers entries need it
+
+    try:
+        return getattr(transformers, auto_class).from_pretrained(resolved.folder, local_files_only=True).eval()
+    except (OSError, ValueError) as exc:
+        raise WeightsError(f"{resolved.source}: transformers cannot load {resolved.folder} ({_first_line(exc)}); "
+                           f"pull it again (`medfit weights pull {resolved.source}`)") from None
+
+
+def _load_torchxrayvision(resolved: ResolvedWeights) -> torch.nn.Module:
+    """torchxrayvision's DenseNet with the release weights read safely, labelled as its own constructor labels it."""
+    import torchxrayvision as xrv  # optional and heavy (scikit-image)
+
+    info = xrv.models.model_urls[resolved.source.removeprefix("torchxrayvision:")]
+    model = xrv.models.DenseNet(num_classes=len(info["labels"]))  # the architecture; weights=None downloads nothing
+    model.load_state_dict(read_torchxrayvision_file(resolved.path))
+    model.targets = model.pathologies = info["labels"]
+    model.op_threshs = torch.tensor(info["op_threshs"]) if "op_threshs" in info else None
+    model.input_resolution = info.get("input_resolution", 224)
+    return model.eval()
