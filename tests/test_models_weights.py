@@ -1,9 +1,12 @@
 """Weight sources without network: a Hugging Face cache laid out as huggingface_hub writes it, with tiny weights."""
 import errno
+import hashlib
+import http.server
 import json
 import os
 import shutil
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -12,9 +15,7 @@ import pytest
 import timm
 import torch
 from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
-from safetensors.torch import load_file
 
-from medfit.commands import weights as weights_verb
 from medfit.config import ModelConfig
 from medfit.errors import WeightsError
 from medfit.models import weights as W
@@ -23,15 +24,6 @@ from medfit.models.backbones import create_backbone
 torch.set_num_threads(1)
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 TIMM_TAG = "resnet10t.c3_in1k"  # a real timm tag whose pretrained_cfg names the repo timm/resnet10t.c3_in1k
-
-
-def weights_cli(argv: list[str]) -> int:
-    """``medfit weights ARGV`` through the verb module (the lead registers it in medfit.cli)."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="medfit weights")
-    weights_verb.add_arguments(parser)
-    return weights_verb.run(parser.parse_args(argv))
 
 
 def put_in_hub(cache: Path, repo: str, folder: Path, commit: str = COMMIT) -> Path:
@@ -156,45 +148,6 @@ def test_hub_failures_name_source_cause_and_fix(exc, expected):
     assert line.startswith("hf-hub:acme/x: ") and expected in line and "\n" not in line
 
 
-def test_pull_to_folder_then_pretrained_folder_gives_identical_tensors(timm_repo, tmp_path, capsys):
-    snapshot, src = timm_repo
-    out = tmp_path / "airgap" / "resnet10t"
-    assert weights_cli(["pull", f"timm:{TIMM_TAG}", "--to", str(out)]) == 0
-    manifest = json.loads((out / W.MANIFEST).read_text())
-    assert manifest["revision"] == COMMIT and set(manifest["files"]) == {"config.json", "model.safetensors"}
-    assert manifest["files"]["model.safetensors"] == W.sha256_file(snapshot / "model.safetensors")
-    from_dir, _ = create_backbone(ModelConfig(name="resnet10t", pretrained=str(out), in_chans=1), 2)
-    from_hub, report = create_backbone(ModelConfig(name="resnet10t", pretrained=f"timm:{TIMM_TAG}", in_chans=1), 2)
-    backbone = [k for k in from_hub.state_dict() if not k.startswith("fc.")]
-    assert all(torch.equal(from_dir.state_dict()[k], from_hub.state_dict()[k]) for k in backbone)
-    assert W.resolve_weights(str(out)).record()["normalisation"] == report["weights"]["normalisation"]
-
-    assert weights_cli(["verify", str(out)]) == 0
-    assert "2 files match" in capsys.readouterr().out
-    tensors = load_file(str(out / "model.safetensors"))
-    tensors["fc.bias"] += 1  # one changed number
-    from safetensors.torch import save_file
-    save_file(tensors, str(out / "model.safetensors"))
-    with pytest.raises(WeightsError, match="1 of 2 files changed or missing .model.safetensors."):
-        weights_cli(["verify", str(out)])
-    assert "changed  model.safetensors" in capsys.readouterr().out
-
-
-def test_pull_config_names_every_source(timm_repo, tmp_path, capsys):
-    from medfit.cli import main
-    from medfit.config import ExperimentConfig, save_config
-    from medfit.commands.weights import config_sources
-
-    cfg = ExperimentConfig(name="x", output_dir=str(tmp_path))
-    cfg.model = ModelConfig(name="resnet10t", pretrained=f"timm:{TIMM_TAG}")
-    cfg.vlm.model = "google/medgemma-4b-it"
-    assert config_sources(cfg) == [f"timm:{TIMM_TAG}", "hf-hub:google/medgemma-4b-it"]
-    cfg.vlm.model = ""
-    save_config(cfg, tmp_path / "c.yaml")
-    assert weights_cli(["pull", "--config", str(tmp_path / "c.yaml"), "--to", str(tmp_path / "w")]) == 0
-    assert (tmp_path / "w" / f"timm_{TIMM_TAG}" / "model.safetensors").is_file()
-
-
 def test_registry_timm_entries_match_timms_pretrained_cfg():
     entries = W.load_registry()
     assert {e["loader"] for e in entries} == {"timm", "open_clip", "transformers", "torchxrayvision"}
@@ -210,13 +163,6 @@ def test_registry_timm_entries_match_timms_pretrained_cfg():
         with torch.device("meta"):
             params = sum(t.numel() for t in timm.create_model(e["source"].removeprefix("timm:")).state_dict().values())
         assert abs(params * 4 / 1e6 - e["size_mb"]) <= 0.05 * e["size_mb"], e["name"]  # fp32 safetensors
-
-
-def test_weights_list_prints_every_entry(capsys):
-    assert weights_cli(["list"]) == 0
-    out = capsys.readouterr().out
-    assert all(e["name"] in out for e in W.load_registry())
-    assert "hf-hub:google/medgemma-4b-it (gated)" in out and "0.485,0.456,0.406 / 0.229,0.224,0.225" in out
 
 
 # --- each registry loader on a small stand-in in the real layout ----------------------------------------------------
@@ -303,3 +249,85 @@ def test_pickled_code_is_refused(tmp_path):
     torch.save({"state_dict": Evil()}, tmp_path / "evil.pth")
     with pytest.raises(WeightsError, match="evil.pth: not a tensor file.*safetensors"):
         W.read_state_dict(tmp_path / "evil.pth")
+
+
+# --- online, against a stand-in Hub on 127.0.0.1 (HF_ENDPOINT) ------------------------------------------------------
+
+class FakeHub(http.server.BaseHTTPRequestHandler):
+    """The three Hub calls medfit makes: model info (file list), HEAD and GET of a file; plus 404 and gated answers."""
+
+    repos: dict = {}  # repo -> {file name: bytes}
+    gated = ("acme/gated",)
+
+    def log_message(self, *args):
+        pass
+
+    def _answer(self, head: bool):
+        path = self.path.split("?")[0]
+        repo = next((r for r in self.repos if path.startswith((f"/api/models/{r}", f"/{r}/resolve/main/"))), None)
+        if any(path.startswith(f"/api/models/{g}") for g in self.gated):
+            return self._send(403, b"{}", {"X-Error-Code": "GatedRepo"}, head)
+        if repo is None:
+            return self._send(404, b"{}", {"X-Error-Code": "RepoNotFound"}, head)
+        files = self.repos[repo]
+        if path.startswith("/api/"):
+            info = {"id": repo, "sha": COMMIT, "siblings": [{"rfilename": f} for f in files]}
+            return self._send(200, json.dumps(info).encode(), {"Content-Type": "application/json"}, head)
+        body = files[path.rsplit("/", 1)[1]]
+        self._send(200, body, {"X-Repo-Commit": COMMIT, "ETag": f'"{hashlib.sha256(body).hexdigest()}"'}, head)
+
+    def _send(self, code, body, headers, head):
+        self.send_response(code)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    def do_GET(self):
+        self._answer(head=False)
+
+    def do_HEAD(self):
+        self._answer(head=True)
+
+
+@pytest.fixture
+def fake_hub(hub, tmp_path, monkeypatch):
+    """Online, HF_ENDPOINT at a loopback server holding acme/resnet10t (timm's save_for_hf files + a .bin copy)."""
+    import huggingface_hub.constants
+
+    torch.manual_seed(1)
+    src = timm.create_model("resnet10t")
+    timm.models.save_for_hf(src, str(tmp_path / "export"), safe_serialization="both")
+    files = {p.name: p.read_bytes() for p in (tmp_path / "export").iterdir()}
+    FakeHub.repos = {"acme/resnet10t": {**files, "README.md": b"# card"}}
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeHub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # read once, at import
+    yield src
+    server.shutdown()
+
+
+def test_online_pull_fetches_one_weight_format_then_works_offline(fake_hub, hub, tmp_path, monkeypatch):
+    assert set(FakeHub.repos["acme/resnet10t"]) == {"config.json", "model.safetensors", "pytorch_model.bin", "README.md"}
+    record = W.pull("hf-hub:acme/resnet10t", tmp_path / "copy")
+    assert set(record["files"]) == {"config.json", "model.safetensors"} and record["revision"] == COMMIT
+    snapshot = hub / "models--acme--resnet10t" / "snapshots" / COMMIT
+    assert sorted(p.name for p in snapshot.iterdir()) == ["config.json", "model.safetensors"]  # no .bin, no card
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model, report = create_backbone(ModelConfig(name="hf-hub:acme/resnet10t"), 1)
+    torch.testing.assert_close(model.layer2[0].conv1.weight, fake_hub.layer2[0].conv1.weight)
+    assert report["weights"]["revision"] == COMMIT
+
+
+@pytest.mark.parametrize("repo,expected", [
+    ("acme/gated", "hf-hub:acme/gated: gated model; accept its terms at https://huggingface.co/acme/gated"),
+    ("acme/typo", "hf-hub:acme/typo: repository 'acme/typo' not found on the Hub (404"),
+])
+def test_online_hub_refusals_are_one_line(fake_hub, repo, expected):
+    with pytest.raises(WeightsError) as err:
+        W.resolve_weights(f"hf-hub:{repo}")
+    assert str(err.value).startswith(expected) and "HF_TOKEN" in str(err.value) and "\n" not in str(err.value)

@@ -246,7 +246,8 @@ def download_snapshot(repo: str, source: str, cache: Path, files: list[str] | No
         wanted = files or select_files(repo_files(repo))
         if not wanted:
             raise WeightsError(f"{source}: the repository holds no config or weight files medfit can use")
-        paths = [Path(hf_hub_download(repo, f, cache_dir=str(cache), etag_timeout=TIMEOUT_S)) for f in wanted]
+        paths = [Path(hf_hub_download(repo, f, cache_dir=str(cache), etag_timeout=TIMEOUT_S, endpoint=hub_endpoint()))
+                 for f in wanted]
     except WeightsError:
         raise
     except Exception as exc:  # noqa: BLE001  (httpx, OSError and huggingface_hub errors: each becomes one line)
@@ -259,9 +260,14 @@ def download_snapshot(repo: str, source: str, cache: Path, files: list[str] | No
     return folder
 
 
+def hub_endpoint() -> str | None:
+    """$HF_ENDPOINT read now (a mirror or a proxy of the Hub); None: huggingface_hub's default."""
+    return os.environ.get("HF_ENDPOINT") or None
+
+
 def repo_files(repo: str) -> list[str]:
     """The file names of a repo's main revision: one request with a deadline (list_repo_files retries ~25 s)."""
-    info = HfApi().model_info(repo, timeout=TIMEOUT_S)
+    info = HfApi(endpoint=hub_endpoint()).model_info(repo, timeout=TIMEOUT_S)
     return [s.rfilename for s in info.siblings or []]
 
 
