@@ -1,13 +1,18 @@
-"""timm backbones by name, with pretrained weights read from a local file through timm's own loader."""
+"""timm backbones by name, with pretrained weights from any weight source, adapted by timm's helpers and counted."""
 from __future__ import annotations
 
-from pathlib import Path
+import logging
+import sys
 
 import timm
 import torch
+from timm.models import adapt_input_conv
 
 from medfit.config import ModelConfig
 from medfit.errors import WeightsError
+from medfit.models.weights import ResolvedWeights, resolve_weights, state_dict_of, strip_prefix
+
+log = logging.getLogger(__name__)
 
 # The backbones the studies compared (any other timm name works too).
 ZOO = {
@@ -15,7 +20,8 @@ ZOO = {
     "convnext": "convnext_tiny", "efficientnetv2": "efficientnetv2_s", "mobilenetv3": "mobilenetv3_large_100",
     "vit_tiny": "vit_tiny_patch16_224", "vit_small": "vit_small_patch16_224", "vit_base": "vit_base_patch16_224",
 }
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
+# timm names an architecture's checkpoint converter checkpoint_filter_fn (densenet: the torchvision-key renamer).
+FILTER_FN_NAMES = ("checkpoint_filter_fn", "_filter_torchvision_pretrained")
 
 
 def timm_name(name: str) -> str:
@@ -23,37 +29,117 @@ def timm_name(name: str) -> str:
     return ZOO.get(name, name)
 
 
-def resolve_weight_file(path: str, name: str) -> Path:
-    """The weight file for ``model.pretrained``: a file, or a folder holding model.safetensors/pytorch_model.bin."""
-    p = Path(path).expanduser()
-    if p.is_dir():
-        for candidate in WEIGHT_FILES:
-            if (p / candidate).is_file():
-                return p / candidate
-        raise WeightsError(f"{p}: folder has no {' or '.join(WEIGHT_FILES)}; put the timm weights of {name!r} there "
-                           f"(e.g. download hf.co/timm/{name} on a connected machine)")
-    if not p.is_file():
-        raise WeightsError(f"{p}: pretrained weight file for {name!r} not found; download the timm/Hugging Face weights "
-                           f"(e.g. hf.co/timm/{name}, model.safetensors) on a connected machine, copy the file here and "
-                           f"point model.pretrained at it (or set model.pretrained: '' for random init)")
-    return p
+def create_backbone(cfg: ModelConfig, num_outputs: int,
+                    load_pretrained: bool = True) -> tuple[torch.nn.Module, dict | None]:
+    """A timm model with ``num_outputs`` logits and, with ``cfg.pretrained``, the load report of its weights.
 
-
-def create_backbone(cfg: ModelConfig, num_outputs: int, load_pretrained: bool = True) -> torch.nn.Module:
-    """A timm model with ``num_outputs`` logits; ``cfg.pretrained`` weights adapted (first conv, head, pos-embed) by timm."""
-    name = timm_name(cfg.name)
-    kwargs = dict(in_chans=cfg.in_chans, num_classes=num_outputs, drop_rate=cfg.drop_rate, **cfg.kwargs)
-    if cfg.pretrained and load_pretrained:
-        file = resolve_weight_file(cfg.pretrained, name)
-        try:
-            # timm's loader sums RGB first-conv weights for in_chans=1, drops a mismatched head, resamples pos-embed.
-            return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(file), source=""),
-                                     **kwargs)
-        except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise WeightsError(f"{file}: weights do not fit {name!r} ({first[:300]}); use the weight file of this "
-                               f"exact architecture") from None
+    ``model.name: hf-hub:REPO`` builds the architecture in REPO's config.json (from the HF cache, offline-capable) and
+    takes REPO's weights unless ``model.pretrained`` names others.
+    """
+    name, hub_weights = architecture(cfg.name)
+    in_chans = cfg.in_chans or 1  # 0: a ModelConfig used without a data section (one channel)
+    kwargs = dict(in_chans=in_chans, num_classes=num_outputs, drop_rate=cfg.drop_rate, **cfg.kwargs)
     try:
-        return timm.create_model(name, **kwargs)
-    except RuntimeError as exc:
-        raise WeightsError(f"model.name {cfg.name!r}: timm cannot build it ({exc}); see timm.list_models()") from None
+        model = timm.create_model(name, **kwargs)
+    except (RuntimeError, ValueError, FileNotFoundError) as exc:
+        raise WeightsError(f"model.name {cfg.name!r}: timm cannot build it ({str(exc).strip()[:300]}); "
+                           f"see timm.list_models()") from None
+    source = cfg.pretrained or (hub_weights if cfg.name.startswith("hf-hub:") else "")
+    if not (source and load_pretrained):
+        return model, None
+    resolved = resolve_weights(source)
+    report = load_weights(model, resolved, in_chans, timm_name(cfg.name))
+    return model, report
+
+
+def architecture(name: str) -> tuple[str, str]:
+    """(what timm.create_model gets, the hub source of the weights): ``hf-hub:REPO`` becomes its cached snapshot."""
+    if not name.startswith("hf-hub:"):
+        return timm_name(name), ""
+    resolved = resolve_weights(name, key="model.name")
+    if not (resolved.folder / "config.json").is_file():
+        raise WeightsError(f"{name}: the snapshot {resolved.folder} has no config.json naming a timm architecture; "
+                           f"use a timm repository or set model.name to the architecture and model.pretrained: {name}")
+    return f"local-dir:{resolved.folder}", name
+
+
+def load_weights(model: torch.nn.Module, resolved: ResolvedWeights, in_chans: int, name: str) -> dict:
+    """Load a source into a timm model; refuse (one line) when fewer than half of its backbone tensors load, or when
+    any has another shape after timm's adaptation (another architecture: timm's own loader refuses those too).
+
+    Returns matched / missing / unexpected / mismatched counts (head excluded), the dropped head keys and the weights
+    record (source, revision, sha256, normalisation).
+    """
+    original = state_dict_of(resolved)
+    state, prefix = strip_prefix(original, model.state_dict().keys())
+    state = adapt_first_conv(model, timm_filter(model, state, resolved.source), in_chans)
+    report, fits = match_tensors(model, state)
+    report["prefix_stripped"] = prefix
+    if report["matched"] * 2 < report["backbone_tensors"] or report["mismatched"]:
+        raise WeightsError(_misfit_line(resolved.path, name, report, next(iter(original)), model))
+    model.load_state_dict(fits, strict=False)
+    if report["missing"] or report["unexpected"]:
+        log.warning("%s: %d of %d backbone tensors loaded into %s (%d missing, %d unexpected)", resolved.source,
+                    report["matched"], report["backbone_tensors"], name, report["missing"], report["unexpected"])
+    return {**report, "weights": resolved.record()}
+
+
+def timm_filter(model: torch.nn.Module, state: dict, source: str) -> dict:
+    """timm's own checkpoint converter for this architecture (original/JAX/DINOv2/open_clip layouts, pos-embed resample)."""
+    module = sys.modules[type(model).__module__]
+    fn = next((getattr(module, n) for n in FILTER_FN_NAMES if hasattr(module, n)), None)
+    if fn is None:
+        return state
+    try:
+        try:
+            return fn(state, model)
+        except TypeError:  # one-argument converters, as timm's load_pretrained allows
+            return fn(state)
+    except (KeyError, RuntimeError, ValueError, IndexError, AttributeError) as exc:
+        raise WeightsError(f"{source}: timm's converter for {type(model).__name__} cannot read these weights "
+                           f"({type(exc).__name__}: {str(exc)[:200]}); use weights of this architecture") from None
+
+
+def adapt_first_conv(model: torch.nn.Module, state: dict, in_chans: int) -> dict:
+    """timm's adapt_input_conv on each first conv whose weights have other input channels (RGB summed for 1 channel)."""
+    names = model.pretrained_cfg.get("first_conv") or ()
+    for name in (names,) if isinstance(names, str) else names:
+        key, module = f"{name}.weight", model.get_submodule(name)
+        weight = state.get(key)
+        if weight is None or weight.ndim != 4 or weight.shape == module.weight.shape:
+            continue
+        # the weights' input channels, as timm's load_pretrained checks them (space-to-depth stems included)
+        base = weight.shape[1] * in_chans * module.groups // module.in_channels
+        state[key] = adapt_input_conv(in_chans, weight, base_chans=base)
+    return state
+
+
+def head_keys(model: torch.nn.Module) -> set[str]:
+    """The classifier's parameter names (timm's pretrained_cfg['classifier']), which medfit always trains anew."""
+    heads = model.pretrained_cfg.get("classifier") or ()
+    heads = (heads,) if isinstance(heads, str) else heads
+    return {f"{h}.{p}" for h in heads for p in ("weight", "bias")}
+
+
+def match_tensors(model: torch.nn.Module, state: dict) -> tuple[dict, dict]:
+    """(counts, the tensors that fit): which of the model's backbone tensors the file provides with the right shape."""
+    own, head = model.state_dict(), head_keys(model)
+    fits = {k: v for k, v in state.items() if k in own and k not in head and v.shape == own[k].shape}
+    report = {
+        "matched": len(fits),
+        "missing": sum(k not in fits for k in own if k not in head),
+        "unexpected": sum(k not in own and k not in head for k in state),
+        "mismatched": sum(k in own and k not in head and k not in fits for k in state),
+        "backbone_tensors": sum(k not in head for k in own),
+        "head_dropped": sorted(k for k in state if k in head),
+    }
+    return report, fits
+
+
+def _misfit_line(path, name: str, report: dict, file_key: str, model: torch.nn.Module) -> str:
+    """The refusal: counts plus one key of each side, so the layout difference shows."""
+    model_key = next(iter(model.state_dict()), "")
+    return (f"{path}: weights do not fit {name!r}: {report['matched']} of {report['backbone_tensors']} backbone "
+            f"tensors load ({report['missing']} missing, {report['unexpected']} unexpected, {report['mismatched']} of "
+            f"another shape; file keys look like {file_key!r}, the model's like {model_key!r}); use weights of this "
+            f"architecture (timm:NAME, a run of it, or its timm Hugging Face repo)")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from torch import nn
 
 from medfit.config import ModelConfig
 from medfit.errors import ConfigError, WeightsError
+from medfit.models.weights import cached_snapshot, hub_cache, hub_snapshot
 
 CLIP_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.safetensors", "open_clip_pytorch_model.bin",
                 "open_clip_pytorch_model.pth")
@@ -28,18 +28,8 @@ class ClipSource:
     text_folder: Path | None  # BERT-like config.json + tokenizer; None when the text tower is open_clip's own
 
 
-def _cached_snapshot(repo: str, cache_dir: str) -> Path | None:
-    """The HF cache snapshot folder of ``repo`` (never downloads), or None."""
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(repo, cache_dir=cache_dir or None, local_files_only=True))
-    except Exception:  # not cached (LocalEntryNotFoundError) or an unusable cache
-        return None
-
-
 def _cache_name(cache_dir: str) -> str:
-    return cache_dir or os.environ.get("HF_HUB_CACHE") or "~/.cache/huggingface/hub"
+    return str(hub_cache(cache_dir))
 
 
 def resolve_clip_source(spec: str, cache_dir: str = "") -> ClipSource:
@@ -51,12 +41,7 @@ def resolve_clip_source(spec: str, cache_dir: str = "") -> ClipSource:
                                f"(open_clip_config.json, open_clip_pytorch_model.bin, and for BiomedCLIP the "
                                f"BiomedBERT config.json and vocab.txt) there")
     elif spec.startswith("hf-hub:"):
-        repo = spec.removeprefix("hf-hub:")
-        folder = _cached_snapshot(repo, cache_dir)
-        if folder is None:
-            raise WeightsError(f"{repo}: not in the HF cache {_cache_name(cache_dir)} (models are never downloaded); on a connected machine run "
-                               f"`huggingface-cli download {repo}` and copy the cache, or copy the repository's files "
-                               f"into a folder and set model.clip.source: local-dir:FOLDER")
+        folder = hub_snapshot(spec.removeprefix("hf-hub:"), spec, cache_dir)  # cached, else downloaded when online
     else:
         raise ConfigError(f"model.clip.source: {spec!r} must start with 'hf-hub:' or 'local-dir:'")
 
@@ -74,7 +59,7 @@ def resolve_clip_source(spec: str, cache_dir: str = "") -> ClipSource:
         # open_clip calls AutoConfig.from_pretrained(hf_model_name) with no cache dir: point it at files we found.
         text_name = text_cfg["hf_model_name"]
         candidates = [folder]
-        snapshot = _cached_snapshot(text_name, cache_dir)
+        snapshot = cached_snapshot(text_name, cache_dir)
         if snapshot is not None:
             candidates.append(snapshot)
         for c in candidates:
@@ -86,8 +71,8 @@ def resolve_clip_source(spec: str, cache_dir: str = "") -> ClipSource:
             raise WeightsError(
                 f"{spec}: open_clip's text tower loads {text_name!r} by name; {folder} lacks its "
                 f"{' and '.join(need)} and the HF cache {_cache_name(cache_dir)} does not hold them; download "
-                f"config.json and vocab.txt from hf.co/{text_name} (on a connected machine: `huggingface-cli download "
-                f"{text_name} config.json vocab.txt`, then copy the cache) or put the two files in {folder}")
+                f"config.json and vocab.txt from hf.co/{text_name} (`medfit weights pull {spec}` fetches both; offline: "
+                f"`medfit weights pull {spec} --to DIR` on a connected machine) or put the two files in {folder}")
     return ClipSource(folder, config, text_folder)
 
 

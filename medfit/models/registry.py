@@ -35,6 +35,24 @@ class Kind:
     adapts: bool = True
 
 
+def _timm(cfg: ModelConfig, num_outputs: int, load_pretrained: bool) -> nn.Module:
+    """A timm network; the load report of its pretrained weights (counts, source, hash, normalisation) rides along as
+    ``medfit_load_report`` for the run's training record."""
+    model, report = create_backbone(cfg, num_outputs, load_pretrained)
+    if report is not None:
+        model.medfit_load_report = report
+    return model
+
+
+def load_report(model: nn.Module) -> dict | None:
+    """The pretrained-weights load report of a built network (any wrapper around a timm network), or None."""
+    for module in model.modules():
+        report = getattr(module, "medfit_load_report", None)
+        if report is not None:
+            return report
+    return None
+
+
 def _monai3d(cfg: ModelConfig, num_outputs: int, load_pretrained: bool) -> nn.Module:
     return build_3d(cfg.name, cfg.in_chans, num_outputs, cfg.kwargs)
 
@@ -44,7 +62,7 @@ def _vlm(cfg: ModelConfig, num_outputs: int, load_pretrained: bool) -> nn.Module
 
 
 KINDS: dict[str, Kind] = {
-    "timm": Kind(create_backbone),
+    "timm": Kind(_timm),
     "open_clip": Kind(build_clip_classifier),
     "clip_zero_shot": Kind(build_zero_shot_skeleton, adapts=False),
     "monai3d": Kind(_monai3d, adapts=False),
@@ -131,8 +149,7 @@ def _fusion_member(member: FusionMemberConfig, cfg: ModelConfig, load_pretrained
         if volume is not None and volume.mode in ("slice_set", "3d"):
             raise ConfigError(f"model.fusion.members: {member.name!r}: in volume.mode {volume.mode!r} every member "
                               "is a trained run folder of that mode (run: FOLDER)")
-        net = create_backbone(ModelConfig(name=member.name, pretrained=member.pretrained, in_chans=chans), 1,
-                              load_pretrained)
+        net = _timm(ModelConfig(name=member.name, pretrained=member.pretrained, in_chans=chans), 1, load_pretrained)
     else:
         raise ConfigError("model.fusion.members: each member needs a run folder (run:) or a timm name (name:)")
     return net, strip_head(net)

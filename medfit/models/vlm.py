@@ -7,7 +7,6 @@ options are on the same scale. Any ``AutoModelForImageTextToText`` family works 
 """
 from __future__ import annotations
 
-import os
 import re
 import string
 from pathlib import Path
@@ -15,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from huggingface_hub import constants, snapshot_download
 from peft import LoraConfig as PeftLoraConfig
 from peft import PeftModel, get_peft_model
 from PIL import Image
@@ -23,6 +21,7 @@ from torch import nn
 
 from medfit.config import VLMConfig
 from medfit.errors import ConfigError, WeightsError
+from medfit.models.weights import cached_snapshot, hub_cache
 from medfit.run_folder import RunFolder
 
 # Where a model's parts live in Hugging Face VLMs (Llava, Gemma3, PaliGemma, Qwen2-VL ... in transformers 5).
@@ -148,15 +147,15 @@ def resolve_model_dir(name: str, cache_dir: str = "") -> Path:
             raise WeightsError(f"{path}: no config.json; vlm.model must be a Hugging Face model folder "
                                "(from save_pretrained or `hf download REPO --local-dir FOLDER`)")
         return path
-    cache = cache_dir or os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE
-    if re.fullmatch(r"[\w.-]+/[\w.-]+", name):
-        try:
-            return Path(snapshot_download(name, cache_dir=cache, local_files_only=True))
-        except Exception:  # noqa: BLE001  (huggingface_hub raises several kinds for "not cached")
-            pass
-    raise WeightsError(f"VLM {name!r}: not a local folder and not in the Hugging Face cache {cache}; medfit never downloads "
-                       f"weights: on a connected machine run `hf download {name} --local-dir FOLDER`, copy FOLDER here and "
-                       "set vlm.model to it (or point vlm.cache_dir / HF_HUB_CACHE at a cache that holds the model)")
+    cache = hub_cache(cache_dir)
+    snapshot = cached_snapshot(name, cache) if re.fullmatch(r"[\w.-]+/[\w.-]+", name) else None
+    if snapshot is not None:
+        return snapshot
+    raise WeightsError(f"VLM {name!r}: not a local folder and not in the Hugging Face cache {cache}; training never "
+                       f"downloads it: run `medfit weights pull hf-hub:{name}` (gated models need HF_TOKEN), or on a "
+                       f"connected machine `hf download {name} --local-dir FOLDER` (or `medfit weights pull hf-hub:{name} "
+                       "--to FOLDER`), copy FOLDER here and set vlm.model to it (or point vlm.cache_dir / HF_HUB_CACHE at "
+                       "a cache that holds the model)")
 
 
 def load_vlm(cfg: VLMConfig, device: torch.device | None = None, dtype: torch.dtype | None = None):

@@ -17,6 +17,7 @@ from medfit.data.datasets import EpochSeededSampler, PreparedDataset, balanced_s
 from medfit.data.manifest import Manifest
 from medfit.models import build_network, count_parameters
 from medfit.models.checkpoint import read_checkpoint
+from medfit.models.registry import load_report
 from medfit.run_folder import RunFolder
 from medfit.train.engine import build_trainer, quiet_lightning
 from medfit.train.inputs import dataset_for
@@ -67,6 +68,7 @@ def fit(cfg: ExperimentConfig, run: RunFolder, manifest: Manifest, resume: bool 
 
     task = manifest.target
     model = build_network(cfg, task.num_outputs)
+    pretrained = load_report(model)
     trainable, total = count_parameters(model)
     weights = task.class_weights(manifest.split("train").labels()) if cfg.train.class_balance == "loss" else None
     train_loader, val_loader = make_loader(datasets["train"], cfg, True), make_loader(datasets["val"], cfg, False)
@@ -89,6 +91,8 @@ def fit(cfg: ExperimentConfig, run: RunFolder, manifest: Manifest, resume: bool 
                        "best_checkpoint": os.path.basename(best),
                        "train_images_per_second": round(len(datasets["train"]) * trainer.current_epoch
                                                         / max(fit_seconds, 1e-9), 1)}}
+    if pretrained is not None:
+        info["pretrained"] = pretrained
     run.write_json("train_info", info)
     return FitResult(module.model, info, datasets)
 
