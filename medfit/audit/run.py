@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -383,6 +385,14 @@ def audit_cache_dir(cfg) -> Path:
     if cfg.audit.cache_dir:
         return Path(cfg.audit.cache_dir)
     return Path(cfg.preprocess.cache_dir or Path(cfg.output_dir) / ".cache") / "audit"
+
+
+def split_grouper(cfg) -> Callable[[pd.DataFrame], np.ndarray] | None:
+    """What a split draw of this experiment keeps whole: ``split_groups`` from the audit's cached fingerprints (patient
+    merged with its duplicate groups), or None when the audit is off (patients alone)."""
+    if not cfg.audit.enabled:
+        return None
+    return functools.partial(split_groups, cfg=cfg.audit, cache_dir=audit_cache_dir(cfg))
 
 
 def run_audit(cfg, manifest, folder: Folder | None, log_findings: bool = True) -> AuditResult:

@@ -4,7 +4,7 @@ This is the only place that chains stages; verbs, protocols (k-fold, external si
 """
 from __future__ import annotations
 
-from medfit.audit import run_audit
+from medfit.audit import run_audit, split_grouper
 from medfit.config import ExperimentConfig, updated
 from medfit.data.manifest import Manifest, build_manifest
 from medfit.data.studies import study_manifest
@@ -22,7 +22,7 @@ def prepare_run(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool
     manifest (rank 0 only); returns the run folder, the manifest to use and the resolved config."""
     run = RunFolder.of(cfg.output_dir, cfg.name)
     run.check_start(resume)
-    manifest = build_manifest(cfg, data_dir)
+    manifest = build_manifest(cfg, data_dir, split_grouper(cfg))  # val drawn around duplicate groups
     first = is_main_process()  # DDP children rebuild the same (deterministic) manifest but leave the files to rank 0
     manifest = run_audit(cfg, manifest, run if first else None, log_findings=first).manifest
     manifest = study_manifest(manifest, cfg)

@@ -10,7 +10,7 @@ import sys
 import optuna
 import torch
 
-from medfit.audit import run_audit
+from medfit.audit import run_audit, split_grouper
 from medfit.commands.common import add_config_arguments, load_experiment
 from medfit.commands.pipeline import train_run
 from medfit.config import ExperimentConfig
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
                    training_objective(args.study, cfg, args.data, args.worker_index))
         return 0
     # audit once before any worker starts, so a leak stops the study here; trials re-use the cached fingerprints
-    run_audit(cfg, build_manifest(cfg, args.data), study_folder(cfg, args.study))
+    run_audit(cfg, build_manifest(cfg, args.data, split_grouper(cfg)), study_folder(cfg, args.study))
     _quiet_trial_audits()
     url = storage_url(cfg, args.study, args.storage)
     open_storage(url, cfg.tune.heartbeat_seconds)  # create the schema once, before the workers race for it

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -294,8 +295,10 @@ def resolve_root(cfg: DataConfig, data_dir: Path) -> Path:
     return root if root.is_absolute() or root.exists() else data_dir / root
 
 
-def build_manifest(cfg: ExperimentConfig, data_dir: str | None = None) -> Manifest:
-    """Build the experiment's manifest: import, subsample, draw the val split, refuse patient leaks."""
+def build_manifest(cfg: ExperimentConfig, data_dir: str | None = None,
+                   groups_of: Callable[[pd.DataFrame], np.ndarray] | None = None) -> Manifest:
+    """Build the experiment's manifest: import, subsample, draw the val split, refuse patient leaks. ``groups_of``
+    gives the unit of the val draw per row (``medfit.audit.split_grouper``: patient + duplicate group); else patients."""
     d = cfg.data
     root = resolve_root(d, resolve_data_dir(d, data_dir))
     if d.source == "folder":
@@ -311,7 +314,8 @@ def build_manifest(cfg: ExperimentConfig, data_dir: str | None = None) -> Manife
         raise DataError(f"{root}: a binary task needs 2 classes, found {manifest.class_names}")
     manifest.task = d.task
     if "val" not in set(manifest.df["split"]) and d.val_fraction > 0:
-        manifest = assign_validation_split(manifest, d.val_fraction, d.split_seed)
+        groups = groups_of(manifest.df) if groups_of is not None else None
+        manifest = assign_validation_split(manifest, d.val_fraction, d.split_seed, groups)
     if d.limit_per_split:
         manifest = limit_per_split(manifest, d.limit_per_split, d.split_seed)
     check_patient_leaks(manifest)

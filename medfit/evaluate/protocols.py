@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from medfit.audit import split_grouper
+from medfit.audit.run import audit_cache_dir
 from medfit.config import ExperimentConfig, updated
 from medfit.data.manifest import Manifest, build_manifest
 from medfit.data.splits import assign_validation_split, patient_kfold
@@ -58,7 +60,7 @@ def fixed_manifest_config(cfg: ExperimentConfig, manifest: Manifest, name: str, 
                          "data.image_column": "image", "data.patient_column": "patient_id", "data.site_column": "site",
                          "data.label_columns": list(manifest.label_columns),
                          "data.class_names": list(manifest.class_names), "data.val_fraction": 0.0,
-                         "data.limit_per_split": 0})
+                         "data.limit_per_split": 0, "audit.cache_dir": str(audit_cache_dir(cfg))})
 
 
 def _summary(rows: list[dict]) -> dict:
@@ -77,18 +79,23 @@ def cross_validate(cfg: ExperimentConfig, folds: int, data_dir: str | None, fit:
     val), mean +- sd, and the pooled out-of-fold AUC with its DeLong CI.
     """
     seed = cfg.data.split_seed if seed is None else seed
-    manifest = build_manifest(cfg, data_dir)
+    grouper = split_grouper(cfg)
+    manifest = build_manifest(cfg, data_dir, grouper)
     pool = manifest.df[manifest.df["split"].isin(["train", "val"])].reset_index(drop=True)
     pool_m = manifest.with_df(pool.assign(split="train"))
-    if pool_m.df["patient_id"].nunique() < folds:
-        raise DataError(f"{pool_m.df['patient_id'].nunique()} patients cannot fill {folds} folds")
+    # folds and each fold's val keep patients and duplicate groups whole: no leak the audit would stop on
+    groups = grouper(pool_m.df) if grouper is not None else None
+    units = len(set(groups)) if groups is not None else pool_m.df["patient_id"].nunique()
+    if units < folds:
+        raise DataError(f"{units} {'patient/duplicate groups' if groups is not None else 'patients'} cannot fill "
+                        f"{folds} folds")
     out = ProtocolFolder(Path(cfg.output_dir) / f"{cfg.name}-cv")
     rows, oof = [], []
     val_fraction = cfg.data.val_fraction or 0.1
-    for k, (_, test_idx) in enumerate(patient_kfold(pool_m, folds, seed)):
+    for k, (_, test_idx) in enumerate(patient_kfold(pool_m, folds, seed, groups)):
         df = pool_m.df.copy()
         df.loc[test_idx, "split"] = "test"
-        fold = assign_validation_split(manifest.with_df(df), val_fraction, seed + k)
+        fold = assign_validation_split(manifest.with_df(df), val_fraction, seed + k, groups)
         run = fit(fixed_manifest_config(cfg, fold, f"fold{k + 1}", out.path))
         metrics = run.read_metrics()
         test = metrics["splits"]["test"]
@@ -124,7 +131,8 @@ def external_validation(cfg: ExperimentConfig, train_sites: list[str], data_dir:
     ``pseudo_sites > 0`` first splits patients into that many patient-id-range pseudo-sites (no site column).
     Writes the site table into the run folder: one row per held-out site, beside the internal rows.
     """
-    manifest = build_manifest(cfg, data_dir)
+    grouper = split_grouper(cfg)
+    manifest = build_manifest(cfg, data_dir, grouper)
     if pseudo_sites:
         manifest = assign_pseudo_sites(manifest, pseudo_sites)
     df = manifest.df.copy()
@@ -140,7 +148,8 @@ def external_validation(cfg: ExperimentConfig, train_sites: list[str], data_dir:
     dev = df[~external & df["split"].isin(["train", "val"])]
     if not (dev["split"] == "val").any() or not (df.loc[~external, "split"] == "test").any():
         inner = manifest.with_df(df[~external].assign(split=lambda x: np.where(x["split"] == "test", "test", "train")))
-        inner = assign_validation_split(inner, cfg.data.val_fraction or 0.1, cfg.data.split_seed)
+        inner = assign_validation_split(inner, cfg.data.val_fraction or 0.1, cfg.data.split_seed,
+                                        grouper(inner.df) if grouper is not None else None)
         df = pd.concat([inner.df, df[external]], ignore_index=True)
     fixed = manifest.with_df(df)
     run = fit(fixed_manifest_config(cfg, fixed, f"{cfg.name}{name_suffix}", Path(cfg.output_dir)))
