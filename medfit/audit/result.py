@@ -30,6 +30,7 @@ class AuditResult:
     skipped: bool = False
     manifest: Any = None  # the Manifest to train on (set by run_audit)
     before: dict | None = None  # finding counts before dedupe removed anything (None: nothing removed)
+    after: dict = field(default_factory=dict)  # finding counts of what is left (``run.finding_counts``)
     removed_counts: dict = field(default_factory=dict)  # per class / split / reason (removal_counts)
     near_check: dict = field(default_factory=dict)  # the second check of near-duplicate candidates
 
@@ -136,7 +137,7 @@ class AuditResult:
             "summary": self.summary, "ok": self.ok, "images": self.images, "skipped": self.skipped,
             "near_threshold": self.near_threshold, "errors": self.errors, "warnings": self.warnings,
             "duplicate_groups": self.clusters, "id_leaks": self.id_leaks, "shortcuts": self.shortcuts,
-            "before_dedupe": self.before, "removed_counts": self.removed_counts, "near_check": self.near_check,
+            "before_dedupe": self.before, "counts": self.after, "removed_counts": self.removed_counts, "near_check": self.near_check,
             "removed": self.removed, "timing": self.timing,
         }
 

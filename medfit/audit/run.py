@@ -377,7 +377,7 @@ def audit_manifest(df: pd.DataFrame, label_columns: list[str], class_names: list
                                        for i, j, d, s in rejected[:5]]}
     return AuditResult(images=len(df), clusters=clusters, id_leaks=leaks, shortcuts=shortcuts, warnings=warnings,
                        removed=removed_rows, kept=kept, timing=timing, near_threshold=cfg.near_threshold,
-                       before=before, removed_counts=counts, near_check=near_check)
+                       before=before, after=after, removed_counts=counts, near_check=near_check)
 
 
 def audit_cache_dir(cfg) -> Path:
@@ -397,7 +397,8 @@ def split_grouper(cfg) -> Callable[[pd.DataFrame], np.ndarray] | None:
 
 def run_audit(cfg, manifest, folder: Folder | None, log_findings: bool = True) -> AuditResult:
     """Audit the experiment's manifest before training: write the audit into ``folder`` (a run or study folder), log
-    the summary line, and raise DataError on leaks and label conflicts unless ``audit.dedupe`` removed them.
+    the summary line and warnings, or raise AuditError (carrying them) on leaks and label conflicts unless
+    ``audit.dedupe`` removed them.
     ``result.manifest`` is the manifest to train on (training-side copies dropped when deduping)."""
     if not cfg.audit.enabled:
         result = AuditResult(images=len(manifest.df), kept=manifest.df, skipped=True)
@@ -407,10 +408,10 @@ def run_audit(cfg, manifest, folder: Folder | None, log_findings: bool = True) -
                             cfg.audit, audit_cache_dir(cfg), cfg.seed)
     result.manifest = dataclasses.replace(manifest, df=result.kept) if result.removed else manifest
     json_path = result.write(folder) if folder is not None else None
+    if not result.ok:  # the error carries the summary and warnings: whoever reports it shows the whole audit
+        raise AuditError(result, json_path)
     if log_findings:
         log.info("%s", result.summary)
         for text in result.warnings:
             log.warning("%s", text)
-    if not result.ok:
-        raise AuditError(result, json_path)
     return result

@@ -15,7 +15,7 @@ from medfit.commands.common import add_config_arguments, load_experiment
 from medfit.commands.pipeline import train_run
 from medfit.config import ExperimentConfig
 from medfit.data.manifest import build_manifest
-from medfit.errors import ConfigError, MedfitError
+from medfit.errors import ConfigError, MedfitError, error_lines
 from medfit.tune.objective import train_objective
 from medfit.tune.report import write_outputs
 from medfit.tune.search import Objective, open_storage, run_worker, storage_url, study_folder
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args)
     except MedfitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print("\n".join(error_lines(exc)), file=sys.stderr)
         return 2
 
 
