@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from medfit.audit import split_grouper
+from medfit.audit.label_issues import label_issue_summary, label_issue_table
 from medfit.audit.run import audit_cache_dir
 from medfit.config import ExperimentConfig, updated
 from medfit.data.manifest import Manifest, build_manifest
@@ -72,11 +73,17 @@ def _summary(rows: list[dict]) -> dict:
     return out
 
 
+def reviewed_images(df: pd.DataFrame) -> set[str]:
+    """Images a reviewer kept (``data.corrections``): not flagged again."""
+    return set(df.loc[df["reviewed"].fillna(False).astype(bool), "image"].astype(str)) if "reviewed" in df else set()
+
+
 def cross_validate(cfg: ExperimentConfig, folds: int, data_dir: str | None, fit: FitFn, seed: int | None = None) -> dict:
     """Patient-grouped stratified k-fold CV on the development pool (train + val); every fold draws its own val.
 
     Writes into ``<output_dir>/<name>-cv/``: per-fold test metrics (threshold chosen on the fold's
-    val), mean +- sd, and the pooled out-of-fold AUC with its DeLong CI.
+    val), mean +- sd, the pooled out-of-fold AUC with its DeLong CI, and suspected label issues (cleanlab on the
+    out-of-fold probabilities, ``label_issues.csv``).
     """
     seed = cfg.data.split_seed if seed is None else seed
     grouper = split_grouper(cfg)
@@ -106,8 +113,11 @@ def cross_validate(cfg: ExperimentConfig, folds: int, data_dir: str | None, fit:
         oof.append(pred[pred["split"] == "test"].assign(fold=k + 1))
     oof_df = pd.concat(oof, ignore_index=True)
     out.write_csv("oof_predictions", oof_df)
+    issues = label_issue_table(oof_df, manifest.target, reviewed_images(pool))
+    out.write_csv("label_issues", issues)
     result = {"protocol": f"{folds}-fold cross-validation, stratified and grouped by patient", "folds": rows,
-              "summary": _summary(rows), "pooled": pooled_auc(oof_df, manifest), "folder": str(out.path)}
+              "summary": _summary(rows), "pooled": pooled_auc(oof_df, manifest), "folder": str(out.path),
+              "class_names": list(manifest.class_names), "label_issues": label_issue_summary(issues, len(oof_df))}
     out.write_json("result", result)
     out.write_csv("table", pd.DataFrame(rows))
     return result
