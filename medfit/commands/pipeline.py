@@ -14,6 +14,7 @@ from medfit.evaluate.augmented import evaluate_any_label, evaluate_augmented
 from medfit.report import write_report
 from medfit.run_folder import RunFolder
 from medfit.train.fit import fit, is_main_process, predict_run
+from medfit.train.ood import fit_ood_gate
 
 
 def prepare_run(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool = False,
@@ -46,6 +47,7 @@ def train_run(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool =
     if result is None:
         return None
     predict_run(result, cfg, manifest, run)
+    fit_ood_gate(result.model, result.datasets, cfg, manifest, run)  # audit.ood: which inputs lie outside training
     return run
 
 

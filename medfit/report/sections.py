@@ -15,6 +15,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 
 from medfit.evaluate.stats import roc_ci_band  # noqa: E402
 from medfit.report.audit_section import audit_section  # noqa: E402
+from medfit.report.ood_section import ood_section  # noqa: E402
 from medfit.report.page import figure_to_data_uri, fmt, img_tag  # noqa: E402
 from medfit.run_folder import RunFolder  # noqa: E402
 
@@ -193,6 +194,7 @@ def extra_sections(run: RunFolder, cfg, metrics: dict, pred: pd.DataFrame) -> li
     parts += ["<h2>Trainable parameters</h2>", parameters_section(metrics, model_title(cfg), fine_tuning(cfg))]
     parts.append(site_counts(run.file("manifest"), cfg.data.label_columns[0], list(cfg.data.class_names)))
     parts.append(audit_section(run))
+    parts.append(ood_section(run))
     return [p for p in parts if p]
 
 
