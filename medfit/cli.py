@@ -14,7 +14,7 @@ from medfit.errors import MedfitError, error_lines
 # Every verb is medfit.commands.<verb>: add_arguments(parser) and run(args) -> int; its docstring's first line is the
 # help. Only the module of the verb that runs is imported (the others' imports cost seconds).
 VERBS = ["demo", "preprocess", "audit", "train", "predict", "evaluate", "report", "explain", "compare", "validate",
-         "zeroshot", "vlm", "pretrain", "tune", "export", "weights"]
+         "zeroshot", "vlm", "pretrain", "tune", "export", "weights", "review"]
 
 
 def verb_summary(verb: str) -> str:

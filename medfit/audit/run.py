@@ -41,6 +41,7 @@ from medfit.audit.leaks import id_leaks, id_table
 from medfit.audit.result import AuditError, AuditResult
 from medfit.audit.shortcuts import shortcut_signals
 from medfit.config import AuditConfig
+from medfit.data.corrections import reviewed_mask
 from medfit.errors import DataError
 from medfit.io import read_image
 from medfit.run_folder import FILES, Folder
@@ -334,6 +335,9 @@ def audit_manifest(df: pd.DataFrame, label_columns: list[str], class_names: list
                   if cfg.near_duplicates else [])
     raw_clusters, pairs = duplicate_clusters(pixel, None, cfg.near_threshold, candidates)
     raw_clusters = _without_same_file_regions(raw_clusters, df)
+    reviewed_rows = set(np.flatnonzero(reviewed_mask(df).to_numpy()).tolist())
+    reviewed = [c for c in raw_clusters if set(c["members"]) <= reviewed_rows]  # a reviewer kept every image
+    raw_clusters = [c for c in raw_clusters if not set(c["members"]) <= reviewed_rows]
     timing["duplicates_s"] = round(time.perf_counter() - t1, 3)
 
     labels = _label_values(df, label_columns)
@@ -377,7 +381,10 @@ def audit_manifest(df: pd.DataFrame, label_columns: list[str], class_names: list
                                        for i, j, d, s in rejected[:5]]}
     return AuditResult(images=len(df), clusters=clusters, id_leaks=leaks, shortcuts=shortcuts, warnings=warnings,
                        removed=removed_rows, kept=kept, timing=timing, near_threshold=cfg.near_threshold,
-                       before=before, after=after, removed_counts=counts, near_check=near_check)
+                       before=before, after=after, removed_counts=counts, near_check=near_check,
+                       reviewed=[{"kind": c["kind"], "images": [refs[m] for m in c["members"]],
+                                  "splits": [str(df.at[m, "split"]) for m in c["members"]],
+                                  "labels": [_plain(labels[m]) for m in c["members"]]} for c in reviewed])
 
 
 def audit_cache_dir(cfg) -> Path:

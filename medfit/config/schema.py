@@ -32,6 +32,7 @@ class DataConfig:
     channels: int = 1
     num_workers: int = 0
     limit_per_split: int = 0  # >0: keep at most this many images per split (quick runs)
+    corrections: str = ""  # reviewer decisions CSV (medfit review): image, decision keep/drop/relabel, label
 
 
 @dataclass(frozen=True)

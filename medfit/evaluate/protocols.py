@@ -12,6 +12,7 @@ from medfit.audit import split_grouper
 from medfit.audit.label_issues import label_issue_summary, label_issue_table
 from medfit.audit.run import audit_cache_dir
 from medfit.config import ExperimentConfig, updated
+from medfit.data.corrections import reviewed_mask
 from medfit.data.manifest import Manifest, build_manifest
 from medfit.data.splits import assign_validation_split, patient_kfold
 from medfit.errors import DataError
@@ -61,7 +62,8 @@ def fixed_manifest_config(cfg: ExperimentConfig, manifest: Manifest, name: str, 
                          "data.image_column": "image", "data.patient_column": "patient_id", "data.site_column": "site",
                          "data.label_columns": list(manifest.label_columns),
                          "data.class_names": list(manifest.class_names), "data.val_fraction": 0.0,
-                         "data.limit_per_split": 0, "audit.cache_dir": str(audit_cache_dir(cfg))})
+                         "data.limit_per_split": 0, "audit.cache_dir": str(audit_cache_dir(cfg)),
+                         "data.corrections": ""})  # applied once, in the manifest written here
 
 
 def _summary(rows: list[dict]) -> dict:
@@ -75,7 +77,7 @@ def _summary(rows: list[dict]) -> dict:
 
 def reviewed_images(df: pd.DataFrame) -> set[str]:
     """Images a reviewer kept (``data.corrections``): not flagged again."""
-    return set(df.loc[df["reviewed"].fillna(False).astype(bool), "image"].astype(str)) if "reviewed" in df else set()
+    return set(df.loc[reviewed_mask(df), "image"].astype(str))
 
 
 def cross_validate(cfg: ExperimentConfig, folds: int, data_dir: str | None, fit: FitFn, seed: int | None = None) -> dict:
@@ -83,7 +85,7 @@ def cross_validate(cfg: ExperimentConfig, folds: int, data_dir: str | None, fit:
 
     Writes into ``<output_dir>/<name>-cv/``: per-fold test metrics (threshold chosen on the fold's
     val), mean +- sd, the pooled out-of-fold AUC with its DeLong CI, and suspected label issues (cleanlab on the
-    out-of-fold probabilities, ``label_issues.csv``).
+    out-of-fold probabilities, the folder's label issues table).
     """
     seed = cfg.data.split_seed if seed is None else seed
     grouper = split_grouper(cfg)
