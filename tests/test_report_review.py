@@ -10,14 +10,13 @@ import pandas as pd
 import pytest
 import yaml
 from PIL import Image
+from test_report_browser import Chromium
 
 from medfit.cli import main
 from medfit.config import config_from_dict
 from medfit.data.corrections import apply_corrections, read_corrections
 from medfit.data.manifest import Manifest, absolute_ref, build_manifest
 from medfit.errors import DataError
-
-from test_report_browser import Chromium
 
 CXR = "chest-xray-pneumonia-224"
 

@@ -53,6 +53,6 @@ def label_issue_table(pred: pd.DataFrame, task: Task, reviewed: set[str] | froze
 
 def label_issue_summary(table: pd.DataFrame, n: int, top: int = 10) -> dict:
     """The record kept in the k-fold result: method, counts and the first flagged images."""
-    return {"method": METHOD, "flagged": int(len(table)), "of": int(n),
+    return {"method": METHOD, "flagged": len(table), "of": int(n),
             "top": [{"rank": int(r["rank"]), "image": r["image"], "label": r["label"], "suggested": r["suggested"],
                      "p_label": float(r["p_label"])} for _, r in table.head(top).iterrows()]}

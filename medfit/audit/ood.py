@@ -42,7 +42,7 @@ class OodGate:
                 "fpr": np.array(self.fpr)}
 
     @classmethod
-    def from_arrays(cls, arrays) -> "OodGate":
+    def from_arrays(cls, arrays) -> OodGate:
         """The gate saved by ``arrays``."""
         return cls(np.asarray(arrays["means"]), np.asarray(arrays["precision"]), float(arrays["threshold"]),
                    float(arrays["fpr"]))
@@ -68,6 +68,13 @@ def fit_gate(train: np.ndarray, labels: np.ndarray | None, val: np.ndarray, fpr:
 
 def outside_counts(outside: np.ndarray) -> dict:
     """n, how many are outside and their share."""
-    n = int(len(outside))
+    n = len(outside)
     k = int(np.sum(outside))
     return {"n": n, "outside": k, "rate": round(k / n, 4) if n else None}
+
+
+def ood_line(record: dict) -> str:
+    """The gate in one line: threshold and how many images of each split lie outside."""
+    rates = ", ".join(f"{s} {c['outside']} of {c['n']}" for s, c in record["splits"].items())
+    return (f"distance threshold {record['threshold']:.2f} ({record['fpr']:.0%} of validation outside by design); "
+            f"outside the training data: {rates}")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from medfit.audit.ood import METHOD, OodGate, fit_gate, outside_counts
+from medfit.audit.ood import METHOD, OodGate, fit_gate, ood_line, outside_counts
 from medfit.config import ExperimentConfig
 from medfit.data.manifest import Manifest
 from medfit.run_folder import RunFolder, atomic_write
@@ -64,7 +64,7 @@ def fit_ood_gate(model: nn.Module, datasets: dict, cfg: ExperimentConfig, manife
     scores = pd.concat(tables, ignore_index=True)
     record = {"method": METHOD, "features": f"input of the {type(feature_layer(model)).__name__} head "
                                             f"({train.shape[1]} values)",
-              "fpr": gate.fpr, "threshold": gate.threshold, "train_n": int(len(train)),
+              "fpr": gate.fpr, "threshold": gate.threshold, "train_n": len(train),
               "splits": {s: outside_counts(part["outside_training"].to_numpy())
                          for s, part in scores.groupby("split", sort=False)}}
     save_gate(run, gate)
@@ -73,9 +73,3 @@ def fit_ood_gate(model: nn.Module, datasets: dict, cfg: ExperimentConfig, manife
     log.info("OOD gate: %s", ood_line(record))
     return record
 
-
-def ood_line(record: dict) -> str:
-    """The gate in one line: threshold and how many images of each split lie outside."""
-    rates = ", ".join(f"{s} {c['outside']} of {c['n']}" for s, c in record["splits"].items())
-    return (f"distance threshold {record['threshold']:.2f} ({record['fpr']:.0%} of validation outside by design); "
-            f"outside the training data: {rates}")
