@@ -28,9 +28,11 @@ class OodGate:
         if x.ndim != 2 or x.shape[1] != self.means.shape[1]:
             raise DataError(f"OOD gate: features of shape {x.shape} for a gate of width {self.means.shape[1]}; "
                             "score with the run's own network")
-        diff = x[:, None, :] - self.means[None, :, :]  # (N, C, D)
-        sq = np.einsum("ncd,de,nce->nc", diff, self.precision, diff)
-        return np.sqrt(np.clip(sq.min(axis=1), 0, None))
+        sq = np.full(len(x), np.inf)
+        for mean in self.means:  # one class at a time: memory N x D, not N x C x D
+            diff = x - mean
+            sq = np.minimum(sq, ((diff @ self.precision) * diff).sum(axis=1))
+        return np.sqrt(np.clip(sq, 0, None))
 
     def outside(self, features: np.ndarray) -> np.ndarray:
         """True where an input lies farther from the training data than the threshold."""
