@@ -9,12 +9,12 @@ import logging
 import sys
 from pathlib import Path
 
-from medfit.errors import MedfitError
+from medfit.errors import MedfitError, error_lines
 
 # Every verb is medfit.commands.<verb>: add_arguments(parser) and run(args) -> int; its docstring's first line is the
 # help. Only the module of the verb that runs is imported (the others' imports cost seconds).
 VERBS = ["demo", "preprocess", "audit", "train", "predict", "evaluate", "report", "explain", "compare", "validate",
-         "zeroshot", "vlm", "pretrain", "tune", "export", "weights"]
+         "zeroshot", "vlm", "pretrain", "tune", "export", "weights", "review"]
 
 
 def verb_summary(verb: str) -> str:
@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     _show_medfit_log()
     try:
         return int(args._run(args) or 0)
-    except MedfitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except MedfitError as exc:  # an audit stop prints its whole summary and warnings before the error line
+        print("\n".join(error_lines(exc)), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: the last checkpoint is kept; rerun with --resume to continue", file=sys.stderr)

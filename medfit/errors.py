@@ -15,3 +15,11 @@ class DataError(MedfitError):
 
 class WeightsError(MedfitError):
     """A pretrained weight file or model folder is missing or does not fit the model."""
+
+
+def error_lines(exc: MedfitError) -> list[str]:
+    """What a command prints for a medfit error: the context it carries (an audit stop: its whole summary and every
+    warning), then ``error: <message>``."""
+    lines = [str(exc.summary)] if getattr(exc, "summary", None) else []
+    lines += [f"warning: {text}" for text in getattr(exc, "warnings", None) or []]
+    return lines + [f"error: {exc}"]

@@ -45,6 +45,10 @@ FILES = {
     "encoder_weights": "model.safetensors",
     "training_log": "logs/metrics.csv",
     "gallery": "plots/saliency/gallery.json",
+    "ood_gate": "ood_gate.npz",  # out-of-distribution gate: class means, shared precision matrix, threshold
+    "ood": "ood.json",  # the gate's method, threshold and outside rates per split
+    "ood_scores": "ood_scores.csv",  # distance and outside flag of every non-training image
+    "review": "review.html",  # the reviewer's page (duplicates, label issues, OOD cases -> corrections CSV)
 }
 CHECKPOINTS = "checkpoints"
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -291,7 +295,7 @@ class ProtocolFolder(Folder):
     """A k-fold cross-validation: ``<output_dir>/<name>-cv/`` with one run folder per fold and the pooled results."""
 
     files = {"result": "cv.json", "table": "cv.csv", "oof_predictions": "oof_predictions.csv",
-             "label_issues": "label_issues.csv"}
+             "label_issues": "label_issues.csv", "report": FILES["report"], "review": FILES["review"]}
 
     def fold_input(self, name: str) -> Path:
         """The manifest CSV a fold's run trains on."""

@@ -1,6 +1,7 @@
 """Audit precision and reporting: near-duplicates need a second check, findings need direct pairs, dedupe is counted
 and keeps the findings before and after, a stop carries the whole summary, degenerate inputs are refused."""
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ from medfit.config import AuditConfig, config_from_dict
 from medfit.data.manifest import Manifest
 from medfit.errors import DataError
 from medfit.io import read_volume
+from medfit.report.audit_section import audit_section
 from medfit.run_folder import RunFolder
 from tests.test_audit import _save, add_row, smooth_image, write_set
 
@@ -93,13 +95,19 @@ def test_dedupe_keeps_findings_before_and_after_and_counts_them(tmp_path):
     saved = json.loads(result.write(RunFolder(folder)).read_text())
     assert saved["before_dedupe"]["span_splits"] == 1 and saved["removed_counts"]["total"] == 2
     assert len(pd.read_csv(folder / "audit_removed.csv")) == 2
+    assert saved["counts"] == {"span_splits": 0, "conflicts": 0, "id_leaks": 0, "within_split_groups": 1,
+                               "within_split_extra": 1}
+    # the report shows both columns: the leak found before dedupe does not disappear from the page
+    page = audit_section(RunFolder(folder))
+    row = lambda text: re.search(rf"<tr><td>{text}</td><td>(\d+)</td><td>(\d+)</td></tr>", page).groups()
+    assert "<th>before dedupe</th><th>after dedupe</th>" in page
+    assert row("duplicate groups spanning splits") == ("1", "0") and row("extra copies within one split") == ("1", "1")
+    assert "Removed by dedupe: 2 image(s)" in page and "<td>a</td><td>2</td><td>5</td><td>40.0%</td>" in page
 
 
 def test_a_stop_carries_the_summary_and_the_shortcut_warning(tmp_path, capsys):
-    import argparse
-
     from medfit.audit import AuditError
-    from medfit.commands import audit as cli
+    from medfit.cli import main
 
     rows = []
     for i in range(40):  # class b stored at another size: a shortcut warning
@@ -118,12 +126,19 @@ def test_a_stop_carries_the_summary_and_the_shortcut_warning(tmp_path, capsys):
     df.to_csv(tmp_path / "m.csv", index=False)
     (tmp_path / "exp.yaml").write_text(f"name: x\noutput_dir: {tmp_path / 'runs'}\ndata: {{source: csv, root: "
                                        f"{tmp_path / 'm.csv'}}}\naudit: {{cache_dir: {tmp_path / 'cache'}}}\n")
-    parser = argparse.ArgumentParser()
-    cli.add_arguments(parser)
-    with pytest.raises(DataError):
-        cli.run(parser.parse_args([str(tmp_path / "exp.yaml")]))
-    out = capsys.readouterr().out
-    assert "audit of 41 images" in out and "warning: shortcut signal: class '1'" in out and "What to try" in out
+    capsys.readouterr()
+    assert main(["audit", str(tmp_path / "exp.yaml")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    # the whole audit, then the one error line (printed once: run_audit leaves a stop to whoever reports it)
+    assert err[0].startswith("audit of 41 images") and "1 span splits" in err[0]
+    assert any(e.startswith("warning: shortcut signal: class '1'") and "What to try" in e for e in err)
+    assert err[-1].startswith("error: dataset audit: 1 duplicate group(s) span splits")
+    assert sum("audit of 41 images" in e for e in err) == 1
+    for verb, extra in (("train", []), ("tune", ["--study", "s"])):  # every verb that audits stops the same way
+        assert main([verb, str(tmp_path / "exp.yaml"), "--name", verb, *extra]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert lines[0] == err[0] and lines[-1].startswith("error: dataset audit:"), (verb, lines)
+        assert any(e.startswith("warning: shortcut signal") for e in lines), verb
 
 
 def test_colour_mode_shortcut_is_named_with_advice(tmp_path):

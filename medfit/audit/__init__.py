@@ -2,7 +2,14 @@
 conflicts and shortcut signals (see ``audit_manifest`` and ``run_audit``); ``split_groups`` gives the unit a
 validation draw must keep whole."""
 from medfit.audit.result import AuditError, AuditResult
-from medfit.audit.run import audit_manifest, compute_fingerprints, duplicate_groups, run_audit, split_groups
+from medfit.audit.run import (
+    audit_manifest,
+    compute_fingerprints,
+    duplicate_groups,
+    run_audit,
+    split_grouper,
+    split_groups,
+)
 
 __all__ = ["AuditError", "AuditResult", "audit_manifest", "compute_fingerprints", "duplicate_groups", "run_audit",
-           "split_groups"]
+           "split_grouper", "split_groups"]

@@ -30,8 +30,10 @@ class AuditResult:
     skipped: bool = False
     manifest: Any = None  # the Manifest to train on (set by run_audit)
     before: dict | None = None  # finding counts before dedupe removed anything (None: nothing removed)
+    after: dict = field(default_factory=dict)  # finding counts of what is left (``run.finding_counts``)
     removed_counts: dict = field(default_factory=dict)  # per class / split / reason (removal_counts)
     near_check: dict = field(default_factory=dict)  # the second check of near-duplicate candidates
+    reviewed: list[dict] = field(default_factory=list)  # duplicate groups a reviewer kept (data.corrections)
 
     @property
     def leaks(self) -> list[dict]:
@@ -86,6 +88,8 @@ class AuditResult:
             f"{len(self.open_id_leaks)} {'/'.join(kinds) or 'patient/study/DICOM'} id(s) in two splits",
             shortcut,
         ]
+        if self.reviewed:
+            parts.append(f"{len(self.reviewed)} group(s) kept by a reviewer (data.corrections), not flagged")
         if self.removed:
             b = self.before or {}
             parts.append(f"before dedupe: {b.get('span_splits', 0)} span splits, {b.get('conflicts', 0)} with "
@@ -136,8 +140,9 @@ class AuditResult:
             "summary": self.summary, "ok": self.ok, "images": self.images, "skipped": self.skipped,
             "near_threshold": self.near_threshold, "errors": self.errors, "warnings": self.warnings,
             "duplicate_groups": self.clusters, "id_leaks": self.id_leaks, "shortcuts": self.shortcuts,
-            "before_dedupe": self.before, "removed_counts": self.removed_counts, "near_check": self.near_check,
-            "removed": self.removed, "timing": self.timing,
+            "before_dedupe": self.before, "counts": self.after, "removed_counts": self.removed_counts,
+            "near_check": self.near_check,
+            "removed": self.removed, "reviewed_groups": self.reviewed, "timing": self.timing,
         }
 
     def write(self, folder: Folder) -> Path:

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -39,6 +41,7 @@ from medfit.audit.leaks import id_leaks, id_table
 from medfit.audit.result import AuditError, AuditResult
 from medfit.audit.shortcuts import shortcut_signals
 from medfit.config import AuditConfig
+from medfit.data.corrections import reviewed_mask
 from medfit.errors import DataError
 from medfit.io import read_image
 from medfit.run_folder import FILES, Folder
@@ -332,6 +335,9 @@ def audit_manifest(df: pd.DataFrame, label_columns: list[str], class_names: list
                   if cfg.near_duplicates else [])
     raw_clusters, pairs = duplicate_clusters(pixel, None, cfg.near_threshold, candidates)
     raw_clusters = _without_same_file_regions(raw_clusters, df)
+    reviewed_rows = set(np.flatnonzero(reviewed_mask(df).to_numpy()).tolist())
+    reviewed = [c for c in raw_clusters if set(c["members"]) <= reviewed_rows]  # a reviewer kept every image
+    raw_clusters = [c for c in raw_clusters if not set(c["members"]) <= reviewed_rows]
     timing["duplicates_s"] = round(time.perf_counter() - t1, 3)
 
     labels = _label_values(df, label_columns)
@@ -375,7 +381,10 @@ def audit_manifest(df: pd.DataFrame, label_columns: list[str], class_names: list
                                        for i, j, d, s in rejected[:5]]}
     return AuditResult(images=len(df), clusters=clusters, id_leaks=leaks, shortcuts=shortcuts, warnings=warnings,
                        removed=removed_rows, kept=kept, timing=timing, near_threshold=cfg.near_threshold,
-                       before=before, removed_counts=counts, near_check=near_check)
+                       before=before, after=after, removed_counts=counts, near_check=near_check,
+                       reviewed=[{"kind": c["kind"], "images": [refs[m] for m in c["members"]],
+                                  "splits": [str(df.at[m, "split"]) for m in c["members"]],
+                                  "labels": [_plain(labels[m]) for m in c["members"]]} for c in reviewed])
 
 
 def audit_cache_dir(cfg) -> Path:
@@ -385,9 +394,18 @@ def audit_cache_dir(cfg) -> Path:
     return Path(cfg.preprocess.cache_dir or Path(cfg.output_dir) / ".cache") / "audit"
 
 
+def split_grouper(cfg) -> Callable[[pd.DataFrame], np.ndarray] | None:
+    """What a split draw of this experiment keeps whole: ``split_groups`` from the audit's cached fingerprints (patient
+    merged with its duplicate groups), or None when the audit is off (patients alone)."""
+    if not cfg.audit.enabled:
+        return None
+    return functools.partial(split_groups, cfg=cfg.audit, cache_dir=audit_cache_dir(cfg))
+
+
 def run_audit(cfg, manifest, folder: Folder | None, log_findings: bool = True) -> AuditResult:
     """Audit the experiment's manifest before training: write the audit into ``folder`` (a run or study folder), log
-    the summary line, and raise DataError on leaks and label conflicts unless ``audit.dedupe`` removed them.
+    the summary line and warnings, or raise AuditError (carrying them) on leaks and label conflicts unless
+    ``audit.dedupe`` removed them.
     ``result.manifest`` is the manifest to train on (training-side copies dropped when deduping)."""
     if not cfg.audit.enabled:
         result = AuditResult(images=len(manifest.df), kept=manifest.df, skipped=True)
@@ -397,10 +415,10 @@ def run_audit(cfg, manifest, folder: Folder | None, log_findings: bool = True) -
                             cfg.audit, audit_cache_dir(cfg), cfg.seed)
     result.manifest = dataclasses.replace(manifest, df=result.kept) if result.removed else manifest
     json_path = result.write(folder) if folder is not None else None
+    if not result.ok:  # the error carries the summary and warnings: whoever reports it shows the whole audit
+        raise AuditError(result, json_path)
     if log_findings:
         log.info("%s", result.summary)
         for text in result.warnings:
             log.warning("%s", text)
-    if not result.ok:
-        raise AuditError(result, json_path)
     return result

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from medfit.audit.result import AuditError
-from medfit.audit.run import run_audit
+from medfit.audit.run import run_audit, split_grouper
 from medfit.commands.common import add_config_arguments, load_experiment
 from medfit.config import updated
 from medfit.data.manifest import build_manifest
@@ -34,11 +33,8 @@ def run(args: argparse.Namespace) -> int:
     # asking for the audit runs it whatever the config says
     cfg = updated(cfg, {"audit.enabled": True, **({"audit.dedupe": True} if args.dedupe else {})})
     folder = RunFolder.of(cfg.output_dir, cfg.name)
-    try:
-        result = run_audit(cfg, build_manifest(cfg, args.data), folder, log_findings=False)
-    except AuditError as exc:  # leaks or conflicts: the whole audit first, then the error line naming the files
-        print_findings(exc.summary, exc.warnings)
-        raise
+    # leaks or conflicts raise AuditError: the CLI prints its whole audit, then the error line naming the files
+    result = run_audit(cfg, build_manifest(cfg, args.data, split_grouper(cfg)), folder, log_findings=False)
     print_findings(result.summary, result.warnings)
     for row in result.removed[:MAX_REMOVED_LINES]:
         print(f"removed: {row['image']} ({row['split']}): {row['reason']}")

@@ -4,7 +4,7 @@ This is the only place that chains stages; verbs, protocols (k-fold, external si
 """
 from __future__ import annotations
 
-from medfit.audit import run_audit
+from medfit.audit import run_audit, split_grouper
 from medfit.config import ExperimentConfig, updated
 from medfit.data.manifest import Manifest, build_manifest
 from medfit.data.studies import study_manifest
@@ -14,6 +14,7 @@ from medfit.evaluate.augmented import evaluate_any_label, evaluate_augmented
 from medfit.report import write_report
 from medfit.run_folder import RunFolder
 from medfit.train.fit import fit, is_main_process, predict_run
+from medfit.train.ood import fit_ood_gate
 
 
 def prepare_run(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool = False,
@@ -22,7 +23,7 @@ def prepare_run(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool
     manifest (rank 0 only); returns the run folder, the manifest to use and the resolved config."""
     run = RunFolder.of(cfg.output_dir, cfg.name)
     run.check_start(resume)
-    manifest = build_manifest(cfg, data_dir)
+    manifest = build_manifest(cfg, data_dir, split_grouper(cfg))  # val drawn around duplicate groups
     first = is_main_process()  # DDP children rebuild the same (deterministic) manifest but leave the files to rank 0
     manifest = run_audit(cfg, manifest, run if first else None, log_findings=first).manifest
     manifest = study_manifest(manifest, cfg)
@@ -46,6 +47,7 @@ def train_run(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool =
     if result is None:
         return None
     predict_run(result, cfg, manifest, run)
+    fit_ood_gate(result.model, result.datasets, cfg, manifest, run)  # audit.ood: which inputs lie outside training
     return run
 
 

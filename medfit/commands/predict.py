@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from medfit.models import load_network
 from medfit.models.export import OnnxClassifier
 from medfit.preprocess.study import input_loader
 from medfit.run_folder import write_csv
+from medfit.train.features import stacked, tap_features
+from medfit.train.ood import load_gate
 from medfit.train.predict import predict_probabilities, predictions_table
 
 
@@ -67,8 +70,26 @@ def run(args: argparse.Namespace) -> int:
     model = OnnxClassifier(args.onnx) if args.onnx else load_network(args.run)
     load, studies = input_loader(cfg, df)
     dataset = PreparedDataset(manifest, load, True, "loading", np.float16 if studies else np.float32)
-    table = predictions_table(manifest, predict_probabilities(model, dataset, manifest.target, cfg.train.batch_size))
+    gate = None if args.onnx else load_gate(args.run)
+    with tap_features(model) if gate is not None else nullcontext([]) as batches:
+        probs = predict_probabilities(model, dataset, manifest.target, cfg.train.batch_size)
+    table = predictions_table(manifest, probs)
+    table = mark_outside(table, gate, stacked(batches, len(table)), args)
     name = args.split or "new"
     out = write_csv(Path(args.out), table) if args.out else args.run.write_predictions(table, name)
     print(f"wrote {len(table)} predictions to {out}")
     return 0
+
+
+def mark_outside(table: pd.DataFrame, gate, features, args: argparse.Namespace) -> pd.DataFrame:
+    """The run's out-of-distribution gate applied: ``ood_distance`` and ``outside_training`` columns, one line said."""
+    if args.onnx and args.run.has("ood_gate"):
+        print("note: the out-of-distribution gate needs the checkpoint's pooled features; not applied with --onnx")
+    if gate is None or features is None:
+        return table
+    distance = gate.distances(features)
+    table = table.assign(ood_distance=np.round(distance, 4), outside_training=distance > gate.threshold)
+    n = int(table["outside_training"].sum())
+    print(f"outside the training data (OOD gate, distance > {gate.threshold:.2f}): {n} of {len(table)}"
+          + (": " + ", ".join(table.loc[table["outside_training"], "image"].astype(str).head(5)) if n else ""))
+    return table

@@ -10,12 +10,12 @@ import sys
 import optuna
 import torch
 
-from medfit.audit import run_audit
+from medfit.audit import run_audit, split_grouper
 from medfit.commands.common import add_config_arguments, load_experiment
 from medfit.commands.pipeline import train_run
 from medfit.config import ExperimentConfig
 from medfit.data.manifest import build_manifest
-from medfit.errors import ConfigError, MedfitError
+from medfit.errors import ConfigError, MedfitError, error_lines
 from medfit.tune.objective import train_objective
 from medfit.tune.report import write_outputs
 from medfit.tune.search import Objective, open_storage, run_worker, storage_url, study_folder
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
                    training_objective(args.study, cfg, args.data, args.worker_index))
         return 0
     # audit once before any worker starts, so a leak stops the study here; trials re-use the cached fingerprints
-    run_audit(cfg, build_manifest(cfg, args.data), study_folder(cfg, args.study))
+    run_audit(cfg, build_manifest(cfg, args.data, split_grouper(cfg)), study_folder(cfg, args.study))
     _quiet_trial_audits()
     url = storage_url(cfg, args.study, args.storage)
     open_storage(url, cfg.tune.heartbeat_seconds)  # create the schema once, before the workers race for it
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args)
     except MedfitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print("\n".join(error_lines(exc)), file=sys.stderr)
         return 2
 
 

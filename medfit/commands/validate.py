@@ -12,7 +12,8 @@ from medfit.commands.pipeline import train_and_evaluate
 from medfit.errors import ConfigError
 from medfit.evaluate.protocols import cross_validate, external_validation
 from medfit.report import write_report
-from medfit.run_folder import RunFolder
+from medfit.report.protocol import write_cv_report
+from medfit.run_folder import ProtocolFolder, RunFolder
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +43,13 @@ def print_folds(res: dict, console: Console) -> None:
     if "auc_ci" in p:
         console.print(f"pooled out-of-fold AUC {p['auc']:.3f} ({p['auc_ci'][0]:.3f}–{p['auc_ci'][1]:.3f}, DeLong), "
                       f"n = {p['n']}")
+    issues = res.get("label_issues") or {}
+    if issues:
+        console.print(f"suspected label issues: {issues['flagged']} of {issues['of']} images (confident learning on "
+                      "out-of-fold probabilities); lowest label quality first:")
+        for row in issues["top"][:5]:
+            console.print(f"  #{row['rank']} {row['image']}: given {row['label']} (p {row['p_label']:.2f}), "
+                          f"suggested {row['suggested']}", highlight=False)
 
 
 def print_sites(res: dict, console: Console) -> None:
@@ -64,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_experiment(args)
     fit = partial(train_and_evaluate, data_dir=args.data)
     if args.folds:
-        print_folds(cross_validate(cfg, args.folds, args.data, fit), Console())
+        res = cross_validate(cfg, args.folds, args.data, fit)
+        print_folds(res, Console())
+        print(f"report: {write_cv_report(ProtocolFolder(res['folder']))}")
         return 0
     sites = [s.strip() for s in args.train_sites.split(",") if s.strip()]
     res = external_validation(cfg, sites, args.data, fit, args.pseudo_sites)

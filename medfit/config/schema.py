@@ -32,6 +32,7 @@ class DataConfig:
     channels: int = 1
     num_workers: int = 0
     limit_per_split: int = 0  # >0: keep at most this many images per split (quick runs)
+    corrections: str = ""  # reviewer decisions CSV (medfit review): image, decision keep/drop/relabel, label
 
 
 @dataclass(frozen=True)
@@ -270,6 +271,8 @@ class AuditConfig:
     shortcut_auc: float = 0.95  # warn when metadata and intensity statistics alone predict a class this well
     workers: int = 0  # processes for hashing; 0: up to 4, by CPU count
     cache_dir: str = ""  # empty: <preprocess cache dir or <output_dir>/.cache>/audit
+    ood: bool = True  # after training: an out-of-distribution gate on the network's pooled features (medfit.train.ood)
+    ood_fpr: float = 0.05  # share of validation images the gate may call outside: sets its distance threshold
 
 
 def _pretrain_optim() -> OptimConfig:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from medfit.config import DataConfig, ExperimentConfig
+from medfit.data.corrections import apply_corrections, read_corrections
 from medfit.data.splits import assign_validation_split, limit_per_split
 from medfit.errors import DataError
 from medfit.io.medmnist import npz_keys, read_npz_labels
@@ -294,8 +296,11 @@ def resolve_root(cfg: DataConfig, data_dir: Path) -> Path:
     return root if root.is_absolute() or root.exists() else data_dir / root
 
 
-def build_manifest(cfg: ExperimentConfig, data_dir: str | None = None) -> Manifest:
-    """Build the experiment's manifest: import, subsample, draw the val split, refuse patient leaks."""
+def build_manifest(cfg: ExperimentConfig, data_dir: str | None = None,
+                   groups_of: Callable[[pd.DataFrame], np.ndarray] | None = None) -> Manifest:
+    """Build the experiment's manifest: import, apply data.corrections, draw the val split, subsample, refuse patient
+    leaks. ``groups_of`` gives the unit of the val draw per row (``medfit.audit.split_grouper``: patient + duplicate
+    group), else patients."""
     d = cfg.data
     root = resolve_root(d, resolve_data_dir(d, data_dir))
     if d.source == "folder":
@@ -310,8 +315,12 @@ def build_manifest(cfg: ExperimentConfig, data_dir: str | None = None) -> Manife
     if d.task == "binary" and len(manifest.class_names) != 2:
         raise DataError(f"{root}: a binary task needs 2 classes, found {manifest.class_names}")
     manifest.task = d.task
+    if d.corrections:  # a reviewer's decisions (medfit review): before any split is drawn
+        table = read_corrections(d.corrections, absolute_ref)
+        manifest = apply_corrections(manifest, table, f"data.corrections {d.corrections}")
     if "val" not in set(manifest.df["split"]) and d.val_fraction > 0:
-        manifest = assign_validation_split(manifest, d.val_fraction, d.split_seed)
+        groups = groups_of(manifest.df) if groups_of is not None else None
+        manifest = assign_validation_split(manifest, d.val_fraction, d.split_seed, groups)
     if d.limit_per_split:
         manifest = limit_per_split(manifest, d.limit_per_split, d.split_seed)
     check_patient_leaks(manifest)

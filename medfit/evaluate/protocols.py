@@ -8,7 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from medfit.audit import split_grouper
+from medfit.audit.label_issues import label_issue_summary, label_issue_table
+from medfit.audit.run import audit_cache_dir
 from medfit.config import ExperimentConfig, updated
+from medfit.data.corrections import reviewed_mask
 from medfit.data.manifest import Manifest, build_manifest
 from medfit.data.splits import assign_validation_split, patient_kfold
 from medfit.errors import DataError
@@ -58,7 +62,8 @@ def fixed_manifest_config(cfg: ExperimentConfig, manifest: Manifest, name: str, 
                          "data.image_column": "image", "data.patient_column": "patient_id", "data.site_column": "site",
                          "data.label_columns": list(manifest.label_columns),
                          "data.class_names": list(manifest.class_names), "data.val_fraction": 0.0,
-                         "data.limit_per_split": 0})
+                         "data.limit_per_split": 0, "audit.cache_dir": str(audit_cache_dir(cfg)),
+                         "data.corrections": ""})  # applied once, in the manifest written here
 
 
 def _summary(rows: list[dict]) -> dict:
@@ -70,25 +75,36 @@ def _summary(rows: list[dict]) -> dict:
     return out
 
 
+def reviewed_images(df: pd.DataFrame) -> set[str]:
+    """Images a reviewer kept (``data.corrections``): not flagged again."""
+    return set(df.loc[reviewed_mask(df), "image"].astype(str))
+
+
 def cross_validate(cfg: ExperimentConfig, folds: int, data_dir: str | None, fit: FitFn, seed: int | None = None) -> dict:
     """Patient-grouped stratified k-fold CV on the development pool (train + val); every fold draws its own val.
 
     Writes into ``<output_dir>/<name>-cv/``: per-fold test metrics (threshold chosen on the fold's
-    val), mean +- sd, and the pooled out-of-fold AUC with its DeLong CI.
+    val), mean +- sd, the pooled out-of-fold AUC with its DeLong CI, and suspected label issues (cleanlab on the
+    out-of-fold probabilities, the folder's label issues table).
     """
     seed = cfg.data.split_seed if seed is None else seed
-    manifest = build_manifest(cfg, data_dir)
+    grouper = split_grouper(cfg)
+    manifest = build_manifest(cfg, data_dir, grouper)
     pool = manifest.df[manifest.df["split"].isin(["train", "val"])].reset_index(drop=True)
     pool_m = manifest.with_df(pool.assign(split="train"))
-    if pool_m.df["patient_id"].nunique() < folds:
-        raise DataError(f"{pool_m.df['patient_id'].nunique()} patients cannot fill {folds} folds")
+    # folds and each fold's val keep patients and duplicate groups whole: no leak the audit would stop on
+    groups = grouper(pool_m.df) if grouper is not None else None
+    units = len(set(groups)) if groups is not None else pool_m.df["patient_id"].nunique()
+    if units < folds:
+        raise DataError(f"{units} {'patient/duplicate groups' if groups is not None else 'patients'} cannot fill "
+                        f"{folds} folds")
     out = ProtocolFolder(Path(cfg.output_dir) / f"{cfg.name}-cv")
     rows, oof = [], []
     val_fraction = cfg.data.val_fraction or 0.1
-    for k, (_, test_idx) in enumerate(patient_kfold(pool_m, folds, seed)):
+    for k, (_, test_idx) in enumerate(patient_kfold(pool_m, folds, seed, groups)):
         df = pool_m.df.copy()
         df.loc[test_idx, "split"] = "test"
-        fold = assign_validation_split(manifest.with_df(df), val_fraction, seed + k)
+        fold = assign_validation_split(manifest.with_df(df), val_fraction, seed + k, groups)
         run = fit(fixed_manifest_config(cfg, fold, f"fold{k + 1}", out.path))
         metrics = run.read_metrics()
         test = metrics["splits"]["test"]
@@ -99,8 +115,11 @@ def cross_validate(cfg: ExperimentConfig, folds: int, data_dir: str | None, fit:
         oof.append(pred[pred["split"] == "test"].assign(fold=k + 1))
     oof_df = pd.concat(oof, ignore_index=True)
     out.write_csv("oof_predictions", oof_df)
+    issues = label_issue_table(oof_df, manifest.target, reviewed_images(pool))
+    out.write_csv("label_issues", issues)
     result = {"protocol": f"{folds}-fold cross-validation, stratified and grouped by patient", "folds": rows,
-              "summary": _summary(rows), "pooled": pooled_auc(oof_df, manifest), "folder": str(out.path)}
+              "summary": _summary(rows), "pooled": pooled_auc(oof_df, manifest), "folder": str(out.path),
+              "class_names": list(manifest.class_names), "label_issues": label_issue_summary(issues, len(oof_df))}
     out.write_json("result", result)
     out.write_csv("table", pd.DataFrame(rows))
     return result
@@ -124,7 +143,8 @@ def external_validation(cfg: ExperimentConfig, train_sites: list[str], data_dir:
     ``pseudo_sites > 0`` first splits patients into that many patient-id-range pseudo-sites (no site column).
     Writes the site table into the run folder: one row per held-out site, beside the internal rows.
     """
-    manifest = build_manifest(cfg, data_dir)
+    grouper = split_grouper(cfg)
+    manifest = build_manifest(cfg, data_dir, grouper)
     if pseudo_sites:
         manifest = assign_pseudo_sites(manifest, pseudo_sites)
     df = manifest.df.copy()
@@ -140,7 +160,8 @@ def external_validation(cfg: ExperimentConfig, train_sites: list[str], data_dir:
     dev = df[~external & df["split"].isin(["train", "val"])]
     if not (dev["split"] == "val").any() or not (df.loc[~external, "split"] == "test").any():
         inner = manifest.with_df(df[~external].assign(split=lambda x: np.where(x["split"] == "test", "test", "train")))
-        inner = assign_validation_split(inner, cfg.data.val_fraction or 0.1, cfg.data.split_seed)
+        inner = assign_validation_split(inner, cfg.data.val_fraction or 0.1, cfg.data.split_seed,
+                                        grouper(inner.df) if grouper is not None else None)
         df = pd.concat([inner.df, df[external]], ignore_index=True)
     fixed = manifest.with_df(df)
     run = fit(fixed_manifest_config(cfg, fixed, f"{cfg.name}{name_suffix}", Path(cfg.output_dir)))

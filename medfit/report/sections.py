@@ -14,6 +14,8 @@ import pandas as pd  # noqa: E402
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_curve  # noqa: E402
 
 from medfit.evaluate.stats import roc_ci_band  # noqa: E402
+from medfit.report.audit_section import audit_section  # noqa: E402
+from medfit.report.ood_section import ood_section  # noqa: E402
 from medfit.report.page import figure_to_data_uri, fmt, img_tag  # noqa: E402
 from medfit.run_folder import RunFolder  # noqa: E402
 
@@ -171,22 +173,6 @@ def parameters_section(metrics: dict, model_name: str, finetune: str) -> str:
             f"<td>{p['total']:,}</td><td>{share:.1%}</td></tr></table>")
 
 
-def audit_section(run: RunFolder, max_rows: int = 30) -> str:
-    """The dataset audit run before training: its summary line and findings."""
-    if not run.has("audit"):
-        return ""
-    audit = run.read_json("audit")
-    out = [f"<h2>Dataset audit</h2><p>{html.escape(audit.get('summary', ''))}</p>"]
-    out += [f"<p class=muted>warning: {html.escape(w)}</p>" for w in audit.get("warnings", [])]
-    if run.has("audit_findings"):
-        table = run.read_csv("audit_findings", dtype=str).fillna("")
-        if len(table):
-            more = f"<p class=muted>{len(table) - max_rows} more rows in {run.file('audit_findings').name}</p>" \
-                if len(table) > max_rows else ""
-            out.append(table.head(max_rows).to_html(border=0, index=False) + more)
-    return "".join(out)
-
-
 def extra_sections(run: RunFolder, cfg, metrics: dict, pred: pd.DataFrame) -> list[str]:
     """HTML parts appended to a run's report."""
     label = cfg.data.label_columns[0]
@@ -208,6 +194,7 @@ def extra_sections(run: RunFolder, cfg, metrics: dict, pred: pd.DataFrame) -> li
     parts += ["<h2>Trainable parameters</h2>", parameters_section(metrics, model_title(cfg), fine_tuning(cfg))]
     parts.append(site_counts(run.file("manifest"), cfg.data.label_columns[0], list(cfg.data.class_names)))
     parts.append(audit_section(run))
+    parts.append(ood_section(run))
     return [p for p in parts if p]
 
 

@@ -6,6 +6,7 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
+from medfit.audit.ood import ood_line
 from medfit.run_folder import RunFolder
 
 SHOWN = ["auc", "accuracy", "sensitivity", "specificity", "ppv", "npv", "f1"]
@@ -46,4 +47,6 @@ def print_summary(run: RunFolder, console: Console | None = None) -> None:
                       f"over {timing.get('epochs_run')} epochs ({timing.get('train_images_per_second')} img/s)")
     if run.has("audit"):
         console.print(run.read_json("audit").get("summary", ""), markup=False)
+    if run.has("ood"):
+        console.print(f"out-of-distribution gate: {ood_line(run.read_json('ood'))}", markup=False)
     console.print(f"run folder: {run.path}  ·  report: {run.file('report')}")
