@@ -15,6 +15,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 
 from medfit.evaluate.stats import roc_ci_band  # noqa: E402
 from medfit.report.page import figure_to_data_uri, fmt, img_tag  # noqa: E402
+from medfit.report.weights import warnings_block, weights_section  # noqa: E402
 from medfit.run_folder import RunFolder  # noqa: E402
 
 SITE_COLUMNS = ["auc", "sensitivity", "specificity", "ppv", "npv", "accuracy"]
@@ -190,7 +191,7 @@ def audit_section(run: RunFolder, max_rows: int = 30) -> str:
 def extra_sections(run: RunFolder, cfg, metrics: dict, pred: pd.DataFrame) -> list[str]:
     """HTML parts appended to a run's report."""
     label = cfg.data.label_columns[0]
-    parts = []
+    parts = [warnings_block(metrics)]
     if metrics.get("task") == "binary" and "prob" in pred:
         figs = [roc_band_figure(pred, label, metrics), pr_figure(pred, label), calibration_figure(metrics)]
         parts += ["<h2>Discrimination and calibration</h2>", '<div class="figs">' + "".join(f for f in figs if f) + "</div>",
@@ -205,7 +206,8 @@ def extra_sections(run: RunFolder, cfg, metrics: dict, pred: pd.DataFrame) -> li
         parts += ["<h2>Saliency gallery</h2>", saliency_gallery(run)]
     elif metrics.get("task") == "multiclass":
         parts += ["<h2>Per class</h2>", multiclass_section(metrics)]
-    parts += ["<h2>Trainable parameters</h2>", parameters_section(metrics, model_title(cfg), fine_tuning(cfg))]
+    parts += ["<h2>Trainable parameters</h2>", parameters_section(metrics, model_title(cfg), fine_tuning(cfg)),
+              weights_section(metrics)]
     parts.append(site_counts(run.file("manifest"), cfg.data.label_columns[0], list(cfg.data.class_names)))
     parts.append(audit_section(run))
     return [p for p in parts if p]
