@@ -151,7 +151,7 @@ class TrainConfig:
     num_nodes: int = 1
     strategy: str = "auto"
     precision: Precision = "32-true"
-    # csv and none: no MLflow; the CSV log (logs/metrics.csv, the report's training curve) is always written
+    # csv and none: no MLflow; the CSV training log (the report's training curve reads it) is always written
     logger: Literal["mlflow", "csv", "none"] = "mlflow"
     mlflow_uri: str = ""  # empty: a local SQLite store <output_dir>/mlflow.db
     progress_bar: bool = True
