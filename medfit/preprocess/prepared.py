@@ -19,7 +19,7 @@ from medfit.preprocess.recipes import Item, run_ops
 
 
 def _finish(image: np.ndarray, recipe: Recipe, source: str) -> np.ndarray:
-    """[0, 1] float32, square ``image_size``, ``channels`` first."""
+    """float32 in [0, 1] (z-scores when the recipe ends in zscore), square ``image_size``, ``channels`` first."""
     image_size, channels = recipe.image_size, recipe.channels
     if image.ndim == 3 and image.shape[-1] == 4:
         image = image[..., :3]
@@ -27,9 +27,14 @@ def _finish(image: np.ndarray, recipe: Recipe, source: str) -> np.ndarray:
         image = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
     if image.dtype != np.uint8 and not np.all(np.isfinite(image)):
         raise DataError(f"{source}: the image holds NaN or infinite values; fix or drop it")
-    image = to_unit_range(image)
-    image = resize_pad(image, image_size) if recipe.resize == "pad" else resize_square(image, image_size)
-    image = np.clip(image, 0.0, 1.0)
+    if recipe.standardised:  # z-scores stay z-scores; padding takes the image's darkest value, as 0 is in [0, 1]
+        image = image.astype(np.float32, copy=False)
+        image = resize_pad(image, image_size, float(image.min())) if recipe.resize == "pad" \
+            else resize_square(image, image_size)
+    else:
+        image = to_unit_range(image)
+        image = resize_pad(image, image_size) if recipe.resize == "pad" else resize_square(image, image_size)
+        image = np.clip(image, 0.0, 1.0)
     if image.ndim == 2:
         image = np.repeat(image[None], channels, axis=0) if channels != 1 else image[None]
     else:
@@ -54,7 +59,7 @@ def _is_plain(ref: str) -> bool:
 
 
 def prepare(row: Row, recipe: Recipe) -> np.ndarray:
-    """Read and preprocess one row without the disk cache: float32 (channels, size, size) in [0, 1]."""
+    """Read and preprocess one row without the disk cache: float32 (channels, size, size), as ``_finish`` scales it."""
     ref = row.image
     if not recipe.ops and row.mask is None and _is_plain(ref):
         return _finish(_read_plain(ref, recipe.image_size, recipe.channels == 1), recipe, ref)
@@ -116,7 +121,8 @@ def prepared_key(row: Row, recipe: Recipe) -> str:
 
 
 def load_prepared(row: Row, recipe: Recipe) -> np.ndarray:
-    """Read ``row``, apply the recipe, resize: float32 (channels, image_size, image_size) in [0, 1].
+    """Read ``row``, apply the recipe, resize: float32 (channels, image_size, image_size) in [0, 1] (z-scores for a
+    recipe that ends in zscore).
 
     Results are cached in ``recipe.cache_dir`` (when set) keyed by content hash, parameters and medfit version.
     Plain images and MedMNIST entries with no ops skip the disk cache: decoding them is as cheap as reading it.
@@ -125,7 +131,7 @@ def load_prepared(row: Row, recipe: Recipe) -> np.ndarray:
         return prepare(row, recipe)
     cache = PreparedCache(recipe.cache_dir)
     key = prepared_key(row, recipe)
-    out = cache.get(key, (recipe.channels, recipe.image_size, recipe.image_size))
+    out = cache.get(key, (recipe.channels, recipe.image_size, recipe.image_size), unit=not recipe.standardised)
     if out is None:
         out = prepare(row, recipe)
         cache.put(key, out)

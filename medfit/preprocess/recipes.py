@@ -39,6 +39,7 @@ class Op:
     fn: Callable[..., Item]
     needs_volume: bool = False
     help: str = ""
+    scale: str = ""  # the intensity scale the op leaves: "unit" ([0, 1]), "zscore", or "" (keeps the input's)
 
     def defaults(self) -> dict:
         """The operation's parameters and their default values."""
@@ -126,14 +127,16 @@ def _unsharp(item: Item, sigma: float = 1.0, amount: float = 2.0) -> Item:
 
 
 OPS: dict[str, Op] = {op.name: op for op in [
-    Op("window", _window, help="CT window: preset (brain, soft_tissue, bone, lung, file) or center/width -> [0, 1]"),
+    Op("window", _window, help="CT window: preset (brain, soft_tissue, bone, lung, file) or center/width -> [0, 1]",
+       scale="unit"),
     Op("reformat", _reformat, needs_volume=True, help="resample the volume to sagittal/coronal/axial, isotropic"),
     Op("n4", _n4, help="N4 bias-field correction (SimpleITK), fitted on the image shrunk by `shrink`"),
     Op("crop", _crop, help="ROI crop: a box [r0, c0, r1, c1], or the mask label (row's label by default) + margin"),
     Op("clip", _clip, help="clip to the [low, high] percentiles"),
-    Op("minmax", _minmax, help="scale to [0, 1]"),
-    Op("zscore", _zscore, help="zero mean, unit variance"),
-    Op("clahe", _clahe, help="contrast-limited adaptive histogram equalisation (OpenCV)"),
+    Op("minmax", _minmax, help="scale to [0, 1]", scale="unit"),
+    Op("zscore", _zscore, help="zero mean, unit variance; the model then sees z-scores (not squeezed into [0, 1])",
+       scale="zscore"),
+    Op("clahe", _clahe, help="contrast-limited adaptive histogram equalisation (OpenCV) -> [0, 1]", scale="unit"),
     Op("unsharp", _unsharp, help="unsharp masking: image + amount * (image - gaussian(sigma))"),
 ]}
 
@@ -168,6 +171,12 @@ def resolve_ops(recipe: str, ops: list[dict]) -> list[dict]:
             params[key] = value
         resolved.append({"name": op.name, **params})
     return resolved
+
+
+def output_scale(resolved: list[dict]) -> str:
+    """The intensity scale a recipe hands to the model: that of its last scaling op ("unit" when none scales)."""
+    scales = [OPS[spec["name"]].scale for spec in resolved if OPS[spec["name"]].scale]
+    return scales[-1] if scales else "unit"
 
 
 def run_ops(item: Item, resolved: list[dict], slice_index: int | None = None) -> Item:
