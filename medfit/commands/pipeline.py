@@ -7,11 +7,11 @@ from __future__ import annotations
 from medfit.audit import run_audit
 from medfit.config import ExperimentConfig, updated
 from medfit.data.manifest import Manifest, build_manifest
-from medfit.data.studies import study_manifest
 from medfit.errors import DataError
 from medfit.evaluate import evaluate_run
 from medfit.evaluate.augmented import evaluate_any_label, evaluate_augmented
 from medfit.preprocess.readable import skip_unreadable
+from medfit.preprocess.study import study_rows
 from medfit.report import write_report
 from medfit.run_folder import RunFolder
 from medfit.train.fit import fit, is_main_process, predict_run
@@ -28,7 +28,7 @@ def prepare_run(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool
     if cfg.preprocess.on_bad_file == "skip":
         manifest = skip_unreadable(cfg, manifest, run if first else None)
     manifest = run_audit(cfg, manifest, run if first else None, log_findings=first).manifest
-    manifest = study_manifest(manifest, cfg)
+    manifest = study_rows(manifest, cfg)
     for split in needs:
         if not (manifest.df["split"] == split).any():
             raise DataError(f"{cfg.data.root}: no {split!r} rows in the manifest; this run needs {' and '.join(needs)} "

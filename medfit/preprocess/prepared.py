@@ -1,12 +1,16 @@
 """Prepare one manifest row: read it, apply the recipe's ops, resize to the model's input, cache the result on disk."""
 from __future__ import annotations
 
+import dataclasses
+import json
+from collections import OrderedDict
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from medfit.data.rows import Row
+from medfit.data.studies import stored_geometry
 from medfit.errors import DataError
 from medfit.io import is_volume_ref, read_image, read_volume
 from medfit.io.images import is_image_file, open_image, to_array
@@ -15,7 +19,7 @@ from medfit.preprocess.cache import PreparedCache, array_digest, cache_key, file
 from medfit.preprocess.crop import resize_pad, resize_square
 from medfit.preprocess.intensity import to_unit_range
 from medfit.preprocess.recipe import Recipe
-from medfit.preprocess.recipes import Item, run_ops
+from medfit.preprocess.recipes import Item, apply_ops, take_slice, volume_op_count
 
 
 def _finish(image: np.ndarray, recipe: Recipe, source: str) -> np.ndarray:
@@ -63,15 +67,53 @@ def prepare(row: Row, recipe: Recipe) -> np.ndarray:
     ref = row.image
     if not recipe.ops and row.mask is None and _is_plain(ref):
         return _finish(_read_plain(ref, recipe.image_size, recipe.channels == 1), recipe, ref)
-    item = Item(array=np.zeros((1, 1), np.float32), meta={"source": ref}, roi_label=row.roi_label)
     if is_volume_ref(ref):
-        _read_volume_item(item, row, recipe)
+        item = dataclasses.replace(volume_stage(row, recipe), meta=dict(volume_stage(row, recipe).meta),
+                                   roi_label=row.roi_label)
+        item = take_slice(item, row.slice_index)
     else:
+        item = Item(array=np.zeros((1, 1), np.float32), meta={"source": ref}, roi_label=row.roi_label)
         _read_image_item(item, row)
-    if item.volume is None and not np.all(np.isfinite(item.array)):
-        raise DataError(f"{ref}: the image holds NaN or infinite values; fix or drop it")
-    item = run_ops(item, list(recipe.ops), row.slice_index)
+        if not np.all(np.isfinite(item.array)):
+            raise DataError(f"{ref}: the image holds NaN or infinite values; fix or drop it")
+        item = apply_ops(item, list(recipe.ops[:volume_op_count(list(recipe.ops))]))
+    item = apply_ops(item, list(recipe.ops[volume_op_count(list(recipe.ops)):]))
     return _finish(item.array, recipe, ref)
+
+
+# The last volumes read, after the recipe's volume ops (reformat), kept so that their other slices, slice counts and
+# masks come without reading and resampling the series again.
+_VOLUMES: OrderedDict[tuple, Item] = OrderedDict()
+VOLUMES_KEPT = 2
+
+
+def volume_stage(row: Row, recipe: Recipe) -> Item:
+    """A study row as a volume (and mask volume) after the recipe's volume ops, before slicing (shared: do not edit)."""
+    specs = list(recipe.ops[:volume_op_count(list(recipe.ops))])
+    key = (row.image, row.mask, json.dumps(specs, sort_keys=True, default=str), recipe.irregular_series,
+           recipe.on_bad_file)
+    if key in _VOLUMES:
+        _VOLUMES.move_to_end(key)
+        return _VOLUMES[key]
+    item = Item(array=np.zeros((1, 1), np.float32), meta={"source": row.image})
+    _read_volume_item(item, row, recipe)
+    item = apply_ops(item, specs)
+    _VOLUMES[key] = item
+    while len(_VOLUMES) > VOLUMES_KEPT:
+        _VOLUMES.popitem(last=False)
+    return item
+
+
+def prepared_geometry(recipe: Recipe):
+    """The slice count and mask of study rows in the geometry the model sees (after ``recipe``'s volume ops), as
+    ``data.studies`` asks for them: ``geometry(row, with_mask) -> (slices, mask or None)``."""
+    def geometry(row: Row, with_mask: bool) -> tuple[int, np.ndarray | None]:
+        if not is_volume_ref(row.image):
+            return stored_geometry(row, with_mask)
+        item = volume_stage(row, recipe)
+        mask = item.mask_volume.array if with_mask and item.mask_volume is not None else None
+        return int(item.volume.array.shape[0]), mask
+    return geometry
 
 
 def _read_volume_item(item: Item, row: Row, recipe: Recipe) -> None:

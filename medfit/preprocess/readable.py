@@ -8,9 +8,8 @@ from tqdm.auto import tqdm
 
 from medfit.config import ExperimentConfig
 from medfit.data.manifest import Manifest
-from medfit.data.studies import study_manifest
 from medfit.errors import DataError
-from medfit.preprocess.study import input_loader
+from medfit.preprocess.study import input_loader, study_rows
 from medfit.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
@@ -23,7 +22,7 @@ def readable_rows(cfg: ExperimentConfig, manifest: Manifest, progress: bool = Fa
     expanded, failed = [], {}
     for i, row in manifest.df.iterrows():
         try:
-            expanded.append(study_manifest(manifest.with_df(manifest.df.loc[[i]]), cfg).df.assign(_row=i))
+            expanded.append(study_rows(manifest.with_df(manifest.df.loc[[i]]), cfg).df.assign(_row=i))
         except DataError as exc:
             failed[i] = str(exc)
     table = pd.concat(expanded, ignore_index=True) if expanded else manifest.df.head(0).assign(_row=0)

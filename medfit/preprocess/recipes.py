@@ -179,19 +179,27 @@ def output_scale(resolved: list[dict]) -> str:
     return scales[-1] if scales else "unit"
 
 
-def run_ops(item: Item, resolved: list[dict], slice_index: int | None = None) -> Item:
-    """Apply resolved ops; a 3D item is cut to one slice after its last volume-only op (the middle slice by default)."""
-    last_volume_op = max((i for i, s in enumerate(resolved) if OPS[s["name"]].needs_volume), default=-1)
-    if item.volume is not None and last_volume_op < 0:
-        item = take_slice(item, slice_index)
-    for i, spec in enumerate(resolved):
-        params = {k: v for k, v in spec.items() if k != "name"}
-        item = OPS[spec["name"]].fn(item, **params)
-        if i == last_volume_op:
-            item = take_slice(item, slice_index)
+def volume_op_count(resolved: list[dict]) -> int:
+    """How many leading ops work on the whole volume: up to and including the last volume-only op (reformat)."""
+    return 1 + max((i for i, s in enumerate(resolved) if OPS[s["name"]].needs_volume), default=-1)
+
+
+def apply_ops(item: Item, specs: list[dict]) -> Item:
+    """Apply resolved ops in order, refusing one that produces NaN or infinite values."""
+    for spec in specs:
+        item = OPS[spec["name"]].fn(item, **{k: v for k, v in spec.items() if k != "name"})
         if not np.all(np.isfinite(item.array)):
             raise DataError(f"{item.source}: op {spec['name']} produced NaN or infinite values; check the image")
     return item
+
+
+def run_ops(item: Item, resolved: list[dict], slice_index: int | None = None) -> Item:
+    """Apply resolved ops; a 3D item is cut to one slice after its last volume-only op (the middle slice by default)."""
+    k = volume_op_count(resolved)
+    item = apply_ops(item, resolved[:k])
+    if item.volume is not None:
+        item = take_slice(item, slice_index)
+    return apply_ops(item, resolved[k:])
 
 
 def take_slice(item: Item, index: int | None) -> Item:
@@ -201,7 +209,7 @@ def take_slice(item: Item, index: int | None) -> Item:
     idx = n // 2 if index is None else int(index)
     if not -n <= idx < n:
         raise DataError(f"{item.source}: slice index {idx} out of range (the volume has {n} slices)")
-    item.array = vol.array[idx]
+    item.array = np.array(vol.array[idx])  # a copy: the volume may be shared by other slices' items
     item.spacing = tuple(vol.spacing[1:])
     if item.mask_volume is not None:
         item.mask = item.mask_volume.array[idx]
