@@ -12,7 +12,8 @@ def warnings_block(metrics: dict) -> str:
 
 
 def weights_section(metrics: dict) -> str:
-    """Pretrained weights (source, revision, tensors loaded) and the input normalisation, as a small table."""
+    """Pretrained weights (source, revision, tensors loaded) and the input normalisation inside the network (applied
+    alike by training, predict, explain and the ONNX export), as a small table."""
     rows = []
     p = metrics.get("pretrained")
     if p:
@@ -21,10 +22,11 @@ def weights_section(metrics: dict) -> str:
                                                                          else "")))
         rows.append(("tensors loaded", f"{p.get('matched')} of {p.get('backbone_tensors')} backbone tensors "
                                        f"({p.get('missing')} missing, {p.get('unexpected')} unexpected)"))
-    norm = metrics.get("input_normalisation")
-    if norm:
+    records = metrics.get("input_normalisation") or []
+    for norm in [records] if isinstance(records, dict) else records:
         values = f"mean {_short(norm.get('mean'))}, std {_short(norm.get('std'))}; " if norm.get("mean") else ""
-        rows.append(("input normalisation", values + str(norm.get("source", ""))))
+        where = f" ({norm['module']})" if len(records) > 1 and norm.get("module") else ""
+        rows.append((f"input normalisation{where}", values + str(norm.get("source", ""))))
     if not rows:
         return ""
     body = "".join(f"<tr><td>{html.escape(k)}</td><td style='text-align:left'>{html.escape(v)}</td></tr>"

@@ -33,6 +33,13 @@ def check_validation_split(manifest: Manifest, monitor: str, where: str) -> None
                     f"(data.val_fraction, or a val folder with every class) or set train.monitor: val_loss")
 
 
+def weights_warnings(cfg: ExperimentConfig, pretrained: dict | None) -> list[str]:
+    """The warnings about the starting weights for the run's record: fine-tuning that assumes pretrained weights on a
+    random network, and weights that do not say how their inputs were normalised (logged where they were found)."""
+    norm = (pretrained or {}).get("input_normalisation") or {}
+    return random_init_warnings(cfg, pretrained) + ([norm["warning"]] if norm.get("warning") else [])
+
+
 def random_init_warnings(cfg: ExperimentConfig, pretrained: dict | None) -> list[str]:
     """A warning per fine-tuning method that assumes pretrained weights but gets a randomly initialised network."""
     m = cfg.model

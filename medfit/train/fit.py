@@ -17,9 +17,10 @@ from medfit.data.datasets import EpochSeededSampler, PreparedDataset, balanced_s
 from medfit.data.manifest import Manifest
 from medfit.models import build_network, count_parameters
 from medfit.models.checkpoint import read_checkpoint
+from medfit.models.normalise import normalisation_records
 from medfit.models.registry import load_report
 from medfit.run_folder import RunFolder
-from medfit.train.checks import check_validation_split, monitor_mode, random_init_warnings
+from medfit.train.checks import check_validation_split, monitor_mode, weights_warnings
 from medfit.train.engine import build_trainer, quiet_lightning
 from medfit.train.inputs import dataset_for
 from medfit.train.module import ClassifierModule
@@ -71,7 +72,7 @@ def fit(cfg: ExperimentConfig, run: RunFolder, manifest: Manifest, resume: bool 
     task = manifest.target
     model = build_network(cfg, task.num_outputs)
     pretrained = load_report(model)
-    warnings = random_init_warnings(cfg, pretrained)
+    warnings = weights_warnings(cfg, pretrained)
     trainable, total = count_parameters(model)
     weights = task.class_weights(manifest.split("train").labels()) if cfg.train.class_balance == "loss" else None
     train_loader, val_loader = make_loader(datasets["train"], cfg, True), make_loader(datasets["val"], cfg, False)
@@ -96,6 +97,7 @@ def fit(cfg: ExperimentConfig, run: RunFolder, manifest: Manifest, resume: bool 
                                                         / max(fit_seconds, 1e-9), 1)}}
     if pretrained is not None:
         info["pretrained"] = pretrained
+    info["input_normalisation"] = normalisation_records(module.model)
     if warnings:
         info["warnings"] = warnings
     run.write_json("train_info", info)
