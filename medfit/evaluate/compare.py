@@ -3,13 +3,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+from medfit.data.rows import row_keys
 from medfit.errors import DataError
 from medfit.evaluate.stats import delong_test
 from medfit.run_folder import RunFolder
-
-# What identifies a predictions row: the image, and for study runs its study, slice, offset and ROI label.
-ROW_KEYS = ("image", "study_id", "slice_index", "offset", "roi_label", "split")
-
 
 def _binary_predictions(run: RunFolder) -> tuple[pd.DataFrame, str]:
     cfg = run.read_config()
@@ -19,9 +16,9 @@ def _binary_predictions(run: RunFolder) -> tuple[pd.DataFrame, str]:
     return pred, cfg.data.label_columns[0]
 
 
-def row_keys(pa: pd.DataFrame, pb: pd.DataFrame, where: tuple) -> list[str]:
+def paired_keys(pa: pd.DataFrame, pb: pd.DataFrame, where: tuple) -> list[str]:
     """The identity columns both tables have; refused when they do not make every row of each table unique."""
-    keys = [k for k in ROW_KEYS if k in pa and k in pb]
+    keys = row_keys(pa, pb)
     for table, run in zip((pa, pb), where):
         repeated = int(table.duplicated(keys).sum())
         if repeated:
@@ -32,11 +29,11 @@ def row_keys(pa: pd.DataFrame, pb: pd.DataFrame, where: tuple) -> list[str]:
 
 
 def compare_runs(run_a: RunFolder, run_b: RunFolder, splits: list[str] | None = None, level: float = 0.95) -> dict:
-    """DeLong paired test per split, on the rows both runs predicted (matched one to one by ``row_keys``)."""
+    """DeLong paired test per split, on the rows both runs predicted (matched one to one by ``paired_keys``)."""
     pa, label_a = _binary_predictions(run_a)
     pb, label_b = _binary_predictions(run_b)
     run_a, run_b = run_a.path, run_b.path
-    keys = row_keys(pa, pb, (run_a, run_b))
+    keys = paired_keys(pa, pb, (run_a, run_b))
     merged = pa[keys + [label_a, "prob"]].merge(pb[keys + [label_b, "prob"]], on=keys, suffixes=("_a", "_b"))
     if merged.empty:
         raise DataError(f"{run_a} and {run_b} share no predicted cases (matched by {', '.join(keys)}); "

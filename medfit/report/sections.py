@@ -158,6 +158,10 @@ def saliency_gallery(run: RunFolder) -> str:
                 imgs.append(f'<figure>{img_tag(uri, alt)}<figcaption class=muted>'
                             f'{html.escape(Path(c["image"]).name[-40:])}</figcaption></figure>')
         out.append(f"<h3>{GROUP_TITLES[group]}</h3><div class=\"figs gallery\">{''.join(imgs)}</div>")
+    keys = sorted(run.study_saliency.glob("*.png")) if run.study_saliency.is_dir() else []
+    if keys:  # slice-mode study runs: key slices of the first studies, as prepared in training
+        imgs = "".join(img_tag("data:image/png;base64," + base64.b64encode(p.read_bytes()).decode(), p.stem) for p in keys)
+        out.append(f"<h3>key slices</h3><div class=\"figs gallery\">{imgs}</div>")
     return "".join(out)
 
 
