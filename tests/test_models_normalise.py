@@ -15,7 +15,8 @@ from medfit.config import ModelConfig, config_from_dict
 from medfit.data.manifest import Manifest
 from medfit.models import build_model, load_network
 from medfit.models.export import OnnxClassifier, export_run
-from medfit.models.normalise import per_channel
+from medfit.models.clip import ClipImageInput
+from medfit.models.normalise import RANDOM_INIT, normalisation_records, per_channel
 from medfit.run_folder import RunFolder
 from medfit.train.inputs import dataset_for
 
@@ -109,3 +110,11 @@ def test_fine_tuning_from_a_run_carries_its_normalisation(pretrained_run):
     norm = model.medfit_input
     assert norm.mean.flatten().tolist() == pytest.approx([np.mean(IMAGENET_MEAN)])
     assert norm.source.startswith("carried from the medfit run")
+
+
+def test_open_clip_models_record_their_own_preprocessing():
+    visual = torch.nn.Linear(2, 2)
+    visual.preprocess_cfg = {"size": 32, "mean": (0.5, 0.4, 0.3), "std": (0.2, 0.25, 0.3)}
+    (record,) = normalisation_records(torch.nn.Sequential(ClipImageInput(visual), visual))
+    assert record["mean"] == pytest.approx([0.5, 0.4, 0.3]) and record["source"].startswith("open_clip")
+    assert normalisation_records(torch.nn.Linear(2, 2))[0]["source"] == RANDOM_INIT

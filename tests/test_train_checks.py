@@ -54,6 +54,8 @@ def test_monitor_val_loss_keeps_the_epoch_with_the_lowest_loss(shared_data, tmp_
     lines = [r.getMessage() for r in caplog.records if "random" in r.getMessage()]
     assert len(lines) == 1 and "model.finetune: linear" in lines[0] and "\n" not in lines[0]
     assert result.info["warnings"] == lines
+    (norm,) = result.info["input_normalisation"]  # D8: a random network has no normalisation, and says so
+    assert norm["source"].startswith("none: random init") and "mean" not in norm
     predict_run(result, cfg, manifest, run)
     finish_run(run)
     assert "model.finetune: linear" in run.file("report").read_text()
