@@ -17,6 +17,7 @@ import numpy as np
 
 from medfit.errors import DataError
 from medfit.io import is_volume_ref, read_image
+from medfit.io.dicom import read_dataset
 from medfit.io.images import is_image_file, open_image
 from medfit.io.medmnist import is_npz_ref
 from medfit.preprocess.cache import array_digest
@@ -148,8 +149,6 @@ def _file_meta(ref: str, arr: np.ndarray) -> dict:
     if path.lower().endswith((".nii", ".nii.gz")):
         meta.update(format="NIFTI", photometric="L")
         return meta
-    from medfit.io.dicom import read_dataset
-
     dicom = next(iter(sorted(Path(path).iterdir())), None) if Path(path).is_dir() else Path(path)
     ds = read_dataset(dicom, pixels=False) if dicom is not None else None
     if ds is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from medfit.errors import DataError
@@ -89,8 +90,6 @@ def bootstrap_ci(metric: Callable[[np.ndarray, np.ndarray], dict[str, float]], y
 
 def fast_binary_metrics(threshold: float) -> Callable[[np.ndarray, np.ndarray], dict[str, float]]:
     """binary_metrics at a fixed threshold with a rank-based AUC (fast enough for 1000+ resamples)."""
-    from scipy.stats import rankdata
-
     def metric(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
         m = binary_metrics_without_auc(y, p, threshold)
         n1 = int(y.sum())

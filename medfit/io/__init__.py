@@ -12,8 +12,12 @@ import numpy as np
 
 from medfit.errors import DataError
 from medfit.io.checks import require_finite
+from medfit.io.dicom import read_dicom_image, read_dicom_volume, read_series
 from medfit.io.images import is_image_file, read_image_file
 from medfit.io.medmnist import is_npz_ref, make_npz_ref, parse_npz_ref, read_npz_entry
+from medfit.io.nifti import read_mask as read_label_mask
+from medfit.io.nifti import read_nifti
+from medfit.io.volume import Volume
 
 __all__ = ["read_image", "read_volume", "read_mask", "require_finite", "is_volume_ref", "make_npz_ref", "parse_npz_ref",
            "Volume"]
@@ -45,24 +49,16 @@ def read_volume(ref: str, **options):
     """Read a NIfTI file or a DICOM series folder (or a multi-frame DICOM file) as a ``Volume``."""
     path, _ = _split_slice(str(ref))
     if _is_nifti(path):
-        from medfit.io.nifti import read_nifti
-
         return read_nifti(path)
     if Path(path).is_dir():
-        from medfit.io.dicom import read_series
-
         return read_series(path, **options)
     if Path(path).is_file():
-        from medfit.io.dicom import read_dicom_volume
-
         return read_dicom_volume(path)
     raise DataError(f"{path}: no such file or folder; check the manifest path")
 
 
 def read_mask(ref: str, like=None, tolerance: float = 0.1):
     """A label mask (NIfTI, DICOM series folder or file) as int32 labels on ``like``'s grid (see nifti.read_mask)."""
-    from medfit.io.nifti import read_mask as read_label_mask
-
     path, _ = _split_slice(str(ref))
     return read_label_mask(path, like=like, tolerance=tolerance)
 
@@ -90,8 +86,6 @@ def read_image(ref: str, slice_index: int | None = None) -> np.ndarray:
         return _pick_slice(vol.array, slice_index, ref)
     if not Path(path).exists():
         raise DataError(f"{path}: image file not found; check the manifest path")
-    from medfit.io.dicom import read_dicom_image
-
     arr = read_dicom_image(path)
     if arr.ndim == 3 and arr.shape[-1] != 3:  # multi-frame
         arr = _pick_slice(arr, slice_index, ref)
@@ -105,11 +99,3 @@ def _pick_slice(arr: np.ndarray, index: int | None, ref: str) -> np.ndarray:
     if not -n <= index < n:
         raise DataError(f"{ref}: slice index {index} out of range (the volume has {n} slices)")
     return arr[index]
-
-
-def __getattr__(name: str):
-    if name == "Volume":
-        from medfit.io.volume import Volume
-
-        return Volume
-    raise AttributeError(name)

@@ -15,11 +15,23 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut
 from pydicom.uid import UID
+from scipy.ndimage import shift as nd_shift
 
 from medfit.errors import DataError
 from medfit.io.checks import describe_content, first_line, require_finite, sniff
-from medfit.io.dicom_header import (REEXPORT, SliceHeader, check_agreement, check_pixel_format, integer, numbers,
-                                    pixel_spacing, rescale, slice_header, text, value)
+from medfit.io.dicom_header import (
+    REEXPORT,
+    SliceHeader,
+    check_agreement,
+    check_pixel_format,
+    integer,
+    numbers,
+    pixel_spacing,
+    rescale,
+    slice_header,
+    text,
+    value,
+)
 from medfit.io.volume import Volume
 
 log = logging.getLogger(__name__)
@@ -438,8 +450,6 @@ def resample_stack(array, ipp, normal, row_dir, col_dir, row_sp, col_sp, gap, or
     then the stack is interpolated along the normal at regular positions: linearly (``order=1``) or to the nearest
     slice (``order=0``, for label masks).
     """
-    from scipy.ndimage import shift as nd_shift
-
     offsets = ipp - ipp[0]
     along = offsets @ normal
     fill = float(array.min())

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import SimpleITK as sitk
 
 
 @dataclass
@@ -32,8 +33,6 @@ class Volume:
 
     def to_sitk(self):
         """The volume as a SimpleITK image (x = column, y = row, z = slice)."""
-        import SimpleITK as sitk
-
         img = sitk.GetImageFromArray(np.ascontiguousarray(self.array))
         img.SetSpacing([float(s) for s in self.spacing[::-1]])
         img.SetOrigin([float(o) for o in self.origin])
@@ -44,8 +43,6 @@ class Volume:
     @classmethod
     def from_sitk(cls, img, meta: dict | None = None) -> "Volume":
         """A Volume from a SimpleITK image (inverse of ``to_sitk``)."""
-        import SimpleITK as sitk
-
         d = np.asarray(img.GetDirection(), dtype=float).reshape(3, 3)
         return cls(
             array=sitk.GetArrayFromImage(img),

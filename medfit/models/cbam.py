@@ -2,6 +2,11 @@
 from __future__ import annotations
 
 import torch
+from timm.models._efficientnet_blocks import EdgeResidual
+from timm.models.convnext import ConvNeXt
+from timm.models.efficientnet import EfficientNet
+from timm.models.mobilenetv3 import MobileNetV3
+from timm.models.resnet import ResNet
 from torch import nn
 
 from medfit.errors import ConfigError
@@ -60,12 +65,6 @@ class WithCBAM(nn.Module):
 def default_cbam_positions(model: nn.Module) -> list[str]:
     """The studies' CBAM positions for a timm model: ConvNeXt after each stage, EfficientNetV2 after the
     fused-MBConv stages and after the last conv, MobileNetV3 after the last conv, ResNet after each layer."""
-    from timm.models._efficientnet_blocks import EdgeResidual
-    from timm.models.convnext import ConvNeXt
-    from timm.models.efficientnet import EfficientNet
-    from timm.models.mobilenetv3 import MobileNetV3
-    from timm.models.resnet import ResNet
-
     if isinstance(model, ConvNeXt):
         return [f"stages.{i}" for i in range(len(model.stages))]
     if isinstance(model, EfficientNet):

@@ -8,8 +8,13 @@ import os
 import warnings
 from pathlib import Path
 
-import numpy as np
-import optuna
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import optuna  # noqa: E402
+import optuna.visualization.matplotlib as vis  # noqa: E402
 import pandas as pd
 from optuna.trial import TrialState
 
@@ -27,12 +32,6 @@ PLOTS = {
 
 def save_stage_plots(study: optuna.Study, folder: Path, prefix: str) -> dict[str, Path]:
     """Optuna's matplotlib history, importance, slice and intermediate-value plots of one stage, as PNGs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import optuna.visualization.matplotlib as vis
-
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
     reported = any(t.intermediate_values for t in study.get_trials(deepcopy=False))

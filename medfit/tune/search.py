@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 import optuna
 import sqlalchemy.exc
+from optuna.distributions import distribution_to_json
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
@@ -104,8 +105,6 @@ def stage_base(cfg: ExperimentConfig, storage, study: str, index: int) -> Experi
 
 
 def _signature(plan: StagePlan) -> str:
-    from optuna.distributions import distribution_to_json
-
     return json.dumps({k: json.loads(distribution_to_json(d)) for k, d in sorted(plan.distributions.items())}
                       | {"seeds": plan.seeds() if plan.is_seed_stage else [], "budget": plan.budget}, sort_keys=True)
 
