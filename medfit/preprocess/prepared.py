@@ -90,8 +90,8 @@ VOLUMES_KEPT = 2
 def volume_stage(row: Row, recipe: Recipe) -> Item:
     """A study row as a volume (and mask volume) after the recipe's volume ops, before slicing (shared: do not edit)."""
     specs = list(recipe.ops[:volume_op_count(list(recipe.ops))])
-    key = (row.image, row.mask, json.dumps(specs, sort_keys=True, default=str), recipe.irregular_series,
-           recipe.on_bad_file)
+    key = (_stamp(row.image), _stamp(row.mask), json.dumps(specs, sort_keys=True, default=str),
+           recipe.irregular_series, recipe.on_bad_file)
     if key in _VOLUMES:
         _VOLUMES.move_to_end(key)
         return _VOLUMES[key]
@@ -102,6 +102,15 @@ def volume_stage(row: Row, recipe: Recipe) -> Item:
     while len(_VOLUMES) > VOLUMES_KEPT:
         _VOLUMES.popitem(last=False)
     return item
+
+
+def _stamp(ref: str | None) -> tuple:
+    """A file's (or a series folder's files') names, sizes and modification times: a changed file is read again."""
+    path = Path(ref or "")
+    if not ref or not path.exists():
+        return (ref,)  # the reader says what is missing
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    return tuple((str(p), st.st_size, st.st_mtime_ns) for p in files for st in [p.stat()])
 
 
 def prepared_geometry(recipe: Recipe):
