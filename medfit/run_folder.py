@@ -31,6 +31,7 @@ FILES = {
     "audit": "audit.json",
     "audit_findings": "audit_findings.csv",
     "audit_removed": "audit_removed.csv",
+    "skipped": "skipped_rows.csv",  # preprocess.on_bad_file: skip: rows dropped before training, with the reason
     "report": "report.html",
     "model_card": "model_card.md",
     "tripod": "tripod_ai.md",

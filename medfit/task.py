@@ -4,6 +4,7 @@ Every place that used to branch on the task string asks a ``Task`` instead.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -133,6 +134,14 @@ class Task:
             return float(roc_auc_score(y, p, average="macro"))
         except ValueError:
             return float("nan")
+
+    def auc_defined(self, labels: np.ndarray) -> bool:
+        """Whether these labels have an AUC (both outcomes of every class or label): scored against themselves."""
+        y = np.asarray(labels)
+        perfect = np.eye(self.num_outputs)[y.astype(int)] if self.is_multiclass else y.astype(float)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # sklearn warns before returning NaN for one class
+            return len(y) > 0 and not np.isnan(self.auc(y, perfect))
 
     def strata(self, table: pd.DataFrame) -> np.ndarray:
         """A stratum per row for stratified splits (multilabel: the most frequent positive label, 0 when none)."""

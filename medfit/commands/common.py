@@ -2,8 +2,13 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+import pandas as pd
 
 from medfit.config import ExperimentConfig, load_config
+from medfit.data.manifest import absolute_ref
+from medfit.errors import DataError
 from medfit.run_folder import RunFolder, check_run_name
 
 DATA_HELP = "base folder for relative data paths (else $MEDFIT_DATA, else data.data_dir, else ../shared/data)"
@@ -24,6 +29,21 @@ def load_experiment(args: argparse.Namespace) -> ExperimentConfig:
     cfg = load_config(args.config, overrides)
     check_run_name(cfg.name)
     return cfg
+
+
+def read_rows_csv(path: str | Path) -> pd.DataFrame:
+    """Rows to predict or explain from a CSV: an 'image' column (other columns, e.g. slice_index, mask, roi_label, kept),
+    image and mask paths made absolute against the CSV's folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: manifest CSV not found")
+    df = pd.read_csv(path)
+    if "image" not in df:
+        raise DataError(f"{path}: no 'image' column; found {list(df.columns)}")
+    df["image"] = [absolute_ref(p, path.parent) for p in df["image"]]
+    if "mask" in df:
+        df["mask"] = [absolute_ref(p, path.parent) if isinstance(p, str) and p else None for p in df["mask"]]
+    return df
 
 
 def add_run_argument(parser: argparse.ArgumentParser, help: str = "run folder") -> None:

@@ -7,10 +7,11 @@ from __future__ import annotations
 from medfit.audit import run_audit, split_grouper
 from medfit.config import ExperimentConfig, updated
 from medfit.data.manifest import Manifest, build_manifest
-from medfit.data.studies import study_manifest
 from medfit.errors import DataError
 from medfit.evaluate import evaluate_run
 from medfit.evaluate.augmented import evaluate_any_label, evaluate_augmented
+from medfit.preprocess.readable import skip_unreadable
+from medfit.preprocess.study import study_rows
 from medfit.report import write_report
 from medfit.run_folder import RunFolder
 from medfit.train.fit import fit, is_main_process, predict_run
@@ -25,8 +26,10 @@ def prepare_run(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool
     run.check_start(resume)
     manifest = build_manifest(cfg, data_dir, split_grouper(cfg))  # val drawn around duplicate groups
     first = is_main_process()  # DDP children rebuild the same (deterministic) manifest but leave the files to rank 0
+    if cfg.preprocess.on_bad_file == "skip":
+        manifest = skip_unreadable(cfg, manifest, run if first else None)
     manifest = run_audit(cfg, manifest, run if first else None, log_findings=first).manifest
-    manifest = study_manifest(manifest, cfg)
+    manifest = study_rows(manifest, cfg)
     for split in needs:
         if not (manifest.df["split"] == split).any():
             raise DataError(f"{cfg.data.root}: no {split!r} rows in the manifest; this run needs {' and '.join(needs)} "

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from medfit.commands.common import add_run_argument
+from medfit.commands.common import add_run_argument, read_rows_csv
 from medfit.data.datasets import PreparedDataset
 from medfit.data.manifest import Manifest, absolute_ref
 from medfit.errors import DataError
@@ -38,15 +38,7 @@ def rows_to_predict(args: argparse.Namespace) -> pd.DataFrame:
         df = args.run.read_manifest()
         df = df[df["split"] == args.split]
     elif args.manifest:
-        path = Path(args.manifest)
-        if not path.is_file():
-            raise DataError(f"{path}: manifest CSV not found")
-        df = pd.read_csv(path)
-        if "image" not in df:
-            raise DataError(f"{path}: no 'image' column; found {list(df.columns)}")
-        df["image"] = [absolute_ref(p, path.parent) for p in df["image"]]
-        if "mask" in df:
-            df["mask"] = [absolute_ref(p, path.parent) if isinstance(p, str) and p else None for p in df["mask"]]
+        df = read_rows_csv(args.manifest)
     elif args.images:
         df = pd.DataFrame({"image": [absolute_ref(p, Path.cwd()) for p in args.images]})
     else:

@@ -9,10 +9,9 @@ from tqdm.auto import tqdm
 
 from medfit.commands.common import add_config_arguments, load_experiment
 from medfit.data.manifest import build_manifest
-from medfit.data.studies import study_manifest
 from medfit.errors import DataError
 from medfit.preprocess import Recipe, cache_dir_for
-from medfit.preprocess.study import input_loader
+from medfit.preprocess.study import input_loader, study_rows
 from medfit.run_folder import write_json
 
 log = logging.getLogger(__name__)
@@ -28,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_experiment(args)
     recipe = Recipe.of_experiment(cfg)
     # the rows `medfit train` reads (key slices and their neighbours for study configs), so every entry is a hit later
-    manifest = study_manifest(build_manifest(cfg, args.data), cfg)
+    manifest = study_rows(build_manifest(cfg, args.data), cfg)
     load, _ = input_loader(cfg, manifest.df)  # the training dataset's own reading path and cache keys
     cache_dir = cache_dir_for(cfg)
     before = sum(1 for _ in cache_dir.rglob("*.npz")) if cache_dir.is_dir() else 0

@@ -143,7 +143,7 @@ class TrainConfig:
     batch_size: int = 32
     optim: OptimConfig = field(default_factory=OptimConfig)
     early_stopping_patience: int = 0  # 0 disables early stopping
-    monitor: str = "val_auc"
+    monitor: Literal["val_auc", "val_loss"] = "val_auc"  # the validation metric checkpoints and early stopping follow
     class_balance: Literal["none", "loss", "sampler"] = "loss"
     label_smoothing: float = 0.0
     ema_decay: float = 0.0  # >0: validate, checkpoint and predict with an EMA of the weights (medfit.train.averaging)
@@ -152,6 +152,7 @@ class TrainConfig:
     num_nodes: int = 1
     strategy: str = "auto"
     precision: Precision = "32-true"
+    # csv and none: no MLflow; the CSV training log (the report's training curve reads it) is always written
     logger: Literal["mlflow", "csv", "none"] = "mlflow"
     mlflow_uri: str = ""  # empty: a local SQLite store <output_dir>/mlflow.db
     progress_bar: bool = True

@@ -10,7 +10,8 @@ from medfit.config import AugmentConfig
 
 
 class BatchAugment:
-    """Random rotation, scale, translation, flip and brightness/contrast for a (B, C, H, W) batch in [0, 1]."""
+    """Random rotation, scale, translation, flip and brightness/contrast for a (B, C, H, W) batch in [0, 1] (or of
+    z-scores)."""
 
     def __init__(self, cfg: AugmentConfig):
         self.cfg = cfg
@@ -43,5 +44,8 @@ class BatchAugment:
             mean = out.mean(dim=(1, 2, 3), keepdim=True)
             c = uniform(1 - cfg.contrast, 1 + cfg.contrast).view(b, 1, 1, 1)
             br = uniform(-cfg.brightness, cfg.brightness).view(b, 1, 1, 1)
-            out = ((out - mean) * c + mean + br).clamp(0, 1)
+            # clamped to [0, 1], or to the image's own wider range (z-scored inputs stay z-scores)
+            lo = x.amin(dim=(1, 2, 3), keepdim=True).clamp(max=0.0)
+            hi = x.amax(dim=(1, 2, 3), keepdim=True).clamp(min=1.0)
+            out = torch.minimum(torch.maximum((out - mean) * c + mean + br, lo), hi)
         return out

@@ -6,6 +6,15 @@ from dataclasses import dataclass
 import numpy as np
 
 
+# What identifies a manifest or predictions row: the image, and for study rows its study, slice, offset and ROI label.
+ROW_KEYS = ("image", "study_id", "slice_index", "offset", "roi_label", "split")
+
+
+def row_keys(*tables) -> list[str]:
+    """The identifying columns every one of ``tables`` has (what to match their rows on)."""
+    return [k for k in ROW_KEYS if all(k in t for t in tables)]
+
+
 def cell(row, name: str):
     """A row's value, or None when the column is absent, NaN or blank."""
     value = row.get(name, None) if hasattr(row, "get") else getattr(row, name, None)

@@ -7,6 +7,8 @@ attention pooling) and ``3d`` (the volume, resampled to ``slices`` x image_size 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -40,25 +42,38 @@ def n_slices(ref: str) -> int:
     return int(read_npz_entry(ref).shape[0]) if is_npz_ref(ref) else int(read_study(ref).shape[0])
 
 
-def key_slices(row: Row, volume: VolumeConfig) -> tuple[int, list[int]]:
-    """(key slice, the 2k+1 slices key-k .. key+k) of one study row, by ``volume.key_slice``."""
-    mask = read_study(row.mask) if row.mask and volume.key_slice == "mask" else None
+# A study row's slice count and (when asked) mask volume in the geometry the model sees:
+# ``geometry(row, with_mask) -> (slices, mask or None)``. ``stored_geometry`` reads the files as stored; a recipe
+# that reformats gives other slices (medfit.preprocess.prepared.prepared_geometry).
+Geometry = Callable[[Row, bool], tuple[int, "np.ndarray | None"]]
+
+
+def stored_geometry(row: Row, with_mask: bool) -> tuple[int, np.ndarray | None]:
+    """The slice count and mask of a study as stored (no volume ops)."""
+    mask = read_study(row.mask) if row.mask and with_mask else None
+    return (int(mask.shape[0]) if mask is not None else n_slices(row.image)), mask
+
+
+def key_slices(row: Row, volume: VolumeConfig, geometry: Geometry = stored_geometry) -> tuple[int, list[int]]:
+    """(key slice, the 2k+1 slices key-k .. key+k) of one study row, by ``volume.key_slice``, counted in
+    ``geometry``'s slices."""
+    n, mask = geometry(row, volume.key_slice == "mask")
     label = study_label(row, volume)
-    n = int(mask.shape[0]) if mask is not None else n_slices(row.image)
     key = choose_key_slice(volume.key_slice, n, row.slice_index, mask, label, row.image)
     valid = mask_areas(mask, label) > 0 if mask is not None else None
     return key, neighbour_indices(key, volume.neighbours, n, valid)
 
 
-def study_manifest(manifest: Manifest, cfg: ExperimentConfig) -> Manifest:
+def study_manifest(manifest: Manifest, cfg: ExperimentConfig, geometry: Geometry = stored_geometry) -> Manifest:
     """Resolve each study's key slice into ``slice_index``; slice mode with k neighbours gives 2k+1 rows per study
-    (column ``offset`` -k..k, ``study_id`` shared) for augmented training and prediction."""
+    (column ``offset`` -k..k, ``study_id`` shared) for augmented training and prediction. Slices are counted in
+    ``geometry`` (``medfit.preprocess.study.study_rows`` passes the recipe's: reformatted volumes have other slices)."""
     v = cfg.volume
     if v.mode in ("slice_set", "3d") or (v.mode == "slice" and v.key_slice == "given" and not v.neighbours):
         return manifest
     rows = []
     for _, row in manifest.df.iterrows():
-        key, indices = key_slices(Row.of(row), v)
+        key, indices = key_slices(Row.of(row), v, geometry)
         study = cell(row, "study_id") or row["image"]
         roi = cell(row, "roi_label")
         study = f"{study}#{int(float(roi))}" if roi is not None and v.mode == "slice" else study

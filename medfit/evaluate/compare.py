@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+from medfit.data.rows import row_keys
 from medfit.errors import DataError
 from medfit.evaluate.stats import delong_test
 from medfit.run_folder import RunFolder
-
 
 def _binary_predictions(run: RunFolder) -> tuple[pd.DataFrame, str]:
     cfg = run.read_config()
@@ -16,20 +16,32 @@ def _binary_predictions(run: RunFolder) -> tuple[pd.DataFrame, str]:
     return pred, cfg.data.label_columns[0]
 
 
+def paired_keys(pa: pd.DataFrame, pb: pd.DataFrame, where: tuple) -> list[str]:
+    """The identity columns both tables have; refused when they do not make every row of each table unique."""
+    keys = row_keys(pa, pb)
+    for table, run in zip((pa, pb), where):
+        repeated = int(table.duplicated(keys).sum())
+        if repeated:
+            raise DataError(f"{run}: {repeated} predictions share {', '.join(keys)} with another row (several rows per "
+                            f"case), so the runs cannot be paired row by row; compare runs of the same volume mode and "
+                            f"neighbours")
+    return keys
+
+
 def compare_runs(run_a: RunFolder, run_b: RunFolder, splits: list[str] | None = None, level: float = 0.95) -> dict:
-    """DeLong paired test per split, on the cases both runs predicted (matched by image and split)."""
+    """DeLong paired test per split, on the rows both runs predicted (matched one to one by ``paired_keys``)."""
     pa, label_a = _binary_predictions(run_a)
     pb, label_b = _binary_predictions(run_b)
     run_a, run_b = run_a.path, run_b.path
-    merged = pa[["image", "split", label_a, "prob"]].merge(
-        pb[["image", "split", label_b, "prob"]], on=["image", "split"], suffixes=("_a", "_b"))
+    keys = paired_keys(pa, pb, (run_a, run_b))
+    merged = pa[keys + [label_a, "prob"]].merge(pb[keys + [label_b, "prob"]], on=keys, suffixes=("_a", "_b"))
     if merged.empty:
-        raise DataError(f"{run_a} and {run_b} share no predicted cases (matched by image and split); "
+        raise DataError(f"{run_a} and {run_b} share no predicted cases (matched by {', '.join(keys)}); "
                         "compare runs evaluated on the same test set")
     la, lb = (f"{label_a}_a", f"{label_b}_b") if label_a == label_b else (label_a, label_b)
     if (merged[la] != merged[lb]).any():
         raise DataError(f"{run_a} and {run_b} disagree on the labels of {(merged[la] != merged[lb]).sum()} shared cases")
-    out = {"run_a": str(run_a), "run_b": str(run_b), "level": level, "splits": {}}
+    out = {"run_a": str(run_a), "run_b": str(run_b), "level": level, "matched_on": keys, "splits": {}}
     for split in splits or sorted(set(merged["split"]) - {"train"}):
         part = merged[merged["split"] == split]
         if part.empty or part[la].nunique() < 2:

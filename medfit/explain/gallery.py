@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from medfit.data.rows import row_keys
 from medfit.errors import DataError
 from medfit.explain.cam import compute_cam
 from medfit.explain.overlay import probability_caption, write_overlay
@@ -90,12 +91,12 @@ def case_groups(pred: pd.DataFrame, label: str, threshold: float, per_group: int
 
 
 def _with_row_inputs(run: RunFolder, pred: pd.DataFrame) -> pd.DataFrame:
-    """Prediction rows with the manifest's study columns (mask, ROI label), matched on image and slice."""
+    """Prediction rows with the manifest's study columns (mask, ROI label), matched row by row (``row_keys``)."""
     manifest = run.read_manifest()
     extra = [c for c in ("mask", "roi_label") if c in manifest and c not in pred]
     if not extra:
         return pred
-    keys = [c for c in ("image", "slice_index") if c in pred and c in manifest]
+    keys = row_keys(pred, manifest)
     return pred.merge(manifest[keys + extra].drop_duplicates(keys), on=keys, how="left")
 
 
@@ -120,24 +121,36 @@ def write_saliency_gallery(run: RunFolder, split: str = "test", per_group: int =
     return run.write_json("gallery", {"split": split, "threshold": threshold, "method": method, "cases": entries})
 
 
-def key_slice_saliency(run: RunFolder, split: str = "test", cases: int = 4, method: str = "gradcam") -> list[Path]:
-    """Saliency overlays of the key slices (offset 0, prepared exactly as in training) of a slice-mode study run."""
+def is_study_run(run: RunFolder) -> bool:
+    """A slice-mode run of study rows (volumes with key slices), whose key slices key_slice_saliency can show."""
+    pred = run.read_predictions()
+    return run.read_config().volume.mode == "slice" and "slice_index" in pred and pred["slice_index"].notna().any()
+
+
+def key_slice_saliency(run: RunFolder, split: str = "test", cases: int = 4, method: str = "gradcam",
+                       target_layer: str | None = None) -> list[Path]:
+    """Saliency overlays of the key slices (offset 0, prepared exactly as in training) of a slice-mode study run
+    (``split``, else val); ``medfit explain RUN --gallery`` writes them for such runs."""
     cfg = run.read_config()
     if cfg.volume.mode != "slice":
         raise DataError(f"{run.path}: key-slice saliency is for slice-mode runs (volume.mode is {cfg.volume.mode!r})")
     manifest, pred = run.read_manifest(), run.read_predictions()
-    keys = ["image", "study_id", "offset"] if "offset" in pred else ["image", "slice_index"]
+    keys = row_keys(manifest, pred)
     rows = manifest.merge(pred[keys + ["prob"]], on=keys)
+    split = split if split in set(rows["split"]) else "val"
     rows = rows[(rows["split"] == split) & ((rows["offset"] == 0) if "offset" in rows else True)].head(cases)
+    if rows.empty:
+        return []
     model = load_network(run)
     load, _ = input_loader(cfg, rows)
     images = torch.from_numpy(np.stack([load(r) for _, r in rows.iterrows()])).float()
-    maps = saliency_maps(model, images, method)
+    maps = saliency_maps(model, images, method, target_layer)
     names, label = list(cfg.data.class_names), cfg.data.label_columns[0]
     paths = []
     for i, (_, r) in enumerate(rows.iterrows()):
         caption = probability_caption(float(r["prob"]), names[-1], names[int(r[label])])
-        name = Path(str(r["study_id"])).name.replace("#", "_vb")
+        study = r["study_id"] if pd.notna(r.get("study_id")) else f"{_safe_name(str(r['image']))}_s{int(r['slice_index'])}"
+        name = Path(str(study)).name.replace("#", "_vb")
         paths.append(write_overlay(run.study_saliency / f"{i:02d}_{name}_{method}.png", images[i].numpy(), maps[i],
                                    caption))
     return paths

@@ -10,7 +10,9 @@ from timm.models import adapt_input_conv
 
 from medfit.config import ModelConfig
 from medfit.errors import WeightsError
+from medfit.models.normalise import split_normalisation, weights_normalisation
 from medfit.models.weights import ResolvedWeights, resolve_weights, state_dict_of, strip_prefix
+from medfit.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +69,11 @@ def load_weights(model: torch.nn.Module, resolved: ResolvedWeights, in_chans: in
     """Load a source into a timm model; refuse (one line) when fewer than half of its backbone tensors load, or when
     any has another shape after timm's adaptation (another architecture: timm's own loader refuses those too).
 
-    Returns matched / missing / unexpected / mismatched counts (head excluded), the dropped head keys and the weights
-    record (source, revision, sha256, normalisation).
+    Returns matched / missing / unexpected / mismatched counts (head excluded), the dropped head keys, the weights
+    record (source, revision, sha256, normalisation) and the input normalisation the network should apply.
     """
     original = state_dict_of(resolved)
+    original, carried = split_normalisation(original)  # a medfit run's input normalisation travels on its own
     state, prefix = strip_prefix(original, model.state_dict().keys())
     state = adapt_first_conv(model, timm_filter(model, state, resolved.source), in_chans)
     report, fits = match_tensors(model, state)
@@ -81,7 +84,9 @@ def load_weights(model: torch.nn.Module, resolved: ResolvedWeights, in_chans: in
     if report["missing"] or report["unexpected"]:
         log.warning("%s: %d of %d backbone tensors loaded into %s (%d missing, %d unexpected)", resolved.source,
                     report["matched"], report["backbone_tensors"], name, report["missing"], report["unexpected"])
-    return {**report, "weights": resolved.record()}
+    record = resolved.record()
+    from_run = resolved.kind == "run" or RunFolder(resolved.folder or resolved.path.parent).is_run
+    return {**report, "weights": record, "input_normalisation": weights_normalisation(record, carried, from_run)}
 
 
 def timm_filter(model: torch.nn.Module, state: dict, source: str) -> dict:

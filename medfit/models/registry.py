@@ -20,6 +20,7 @@ from medfit.models.checkpoint import network_state, read_checkpoint
 from medfit.models.clip import ClipImageClassifier, build_clip_classifier
 from medfit.models.finetune import apply_finetune, freeze, merge_lora
 from medfit.models.fusion import FusionEnsemble
+from medfit.models.normalise import apply_normalisation, is_normalisation_key
 from medfit.models.vlm import load_vlm_run
 from medfit.models.volume_models import GatedAttentionMIL, build_3d
 from medfit.models.zeroshot import build_zero_shot_skeleton
@@ -36,11 +37,13 @@ class Kind:
 
 
 def _timm(cfg: ModelConfig, num_outputs: int, load_pretrained: bool) -> nn.Module:
-    """A timm network; the load report of its pretrained weights (counts, source, hash, normalisation) rides along as
-    ``medfit_load_report`` for the run's training record."""
+    """A timm network; with pretrained weights, their input normalisation first in it (medfit.models.normalise) and
+    their load report (counts, source, hash, normalisation) along as ``medfit_load_report`` for the training record."""
     model, report = create_backbone(cfg, num_outputs, load_pretrained)
     if report is not None:
         model.medfit_load_report = report
+    if cfg.pretrained or cfg.name.startswith("hf-hub:"):  # without loading: identity, values from the checkpoint
+        apply_normalisation(model, cfg.in_chans or 1, report["input_normalisation"] if report else None)
     return model
 
 
@@ -179,6 +182,8 @@ def load_network(run: RunFolder, which: str = "best") -> nn.Module:
     state = network_state(read_checkpoint(run.checkpoint(which)), run.checkpoint(which))
     model = _network_of(cfg)
     missing, unexpected = model.load_state_dict(state, strict=False)
+    # runs trained before medfit normalised inputs have no such buffers: identity, as they were trained
+    missing = [k for k in missing if not is_normalisation_key(k)]
     if missing or unexpected:
         raise WeightsError(f"{run.checkpoint(which)}: does not fit the network of {run.path}'s config "
                            f"({len(missing)} missing, {len(unexpected)} unexpected tensors, e.g. "

@@ -63,8 +63,9 @@ class PreparedCache:
         """Where the entry for ``key`` lives."""
         return self.root / key[:2] / f"{key}.npz"
 
-    def get(self, key: str, shape: tuple[int, ...]) -> np.ndarray | None:
-        """The cached array, or None when missing or not trustworthy (corrupt, wrong shape, out of range)."""
+    def get(self, key: str, shape: tuple[int, ...], unit: bool = True) -> np.ndarray | None:
+        """The cached array, or None when missing or not trustworthy (corrupt, wrong shape, not finite, outside [0, 1]
+        when ``unit``: z-scored images are checked for finiteness only)."""
         path = self.path(key)
         if not path.is_file():
             return None
@@ -75,7 +76,7 @@ class PreparedCache:
             log.warning("cache entry %s is corrupt (%s); rebuilding it", path, exc)
             return None
         if arr.shape != tuple(shape) or arr.dtype != np.float32 or not np.all(np.isfinite(arr)) \
-                or float(arr.min(initial=0.0)) < 0.0 or float(arr.max(initial=0.0)) > 1.0:
+                or unit and (float(arr.min(initial=0.0)) < 0.0 or float(arr.max(initial=0.0)) > 1.0):
             log.warning("cache entry %s does not hold a valid %s image; rebuilding it", path, shape)
             return None
         return arr

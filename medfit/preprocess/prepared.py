@@ -1,12 +1,16 @@
 """Prepare one manifest row: read it, apply the recipe's ops, resize to the model's input, cache the result on disk."""
 from __future__ import annotations
 
+import dataclasses
+import json
+from collections import OrderedDict
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from medfit.data.rows import Row
+from medfit.data.studies import stored_geometry
 from medfit.errors import DataError
 from medfit.io import is_volume_ref, read_image, read_volume
 from medfit.io.images import is_image_file, open_image, to_array
@@ -15,11 +19,11 @@ from medfit.preprocess.cache import PreparedCache, array_digest, cache_key, file
 from medfit.preprocess.crop import resize_pad, resize_square
 from medfit.preprocess.intensity import to_unit_range
 from medfit.preprocess.recipe import Recipe
-from medfit.preprocess.recipes import Item, run_ops
+from medfit.preprocess.recipes import Item, apply_ops, take_slice, volume_op_count
 
 
 def _finish(image: np.ndarray, recipe: Recipe, source: str) -> np.ndarray:
-    """[0, 1] float32, square ``image_size``, ``channels`` first."""
+    """float32 in [0, 1] (z-scores when the recipe ends in zscore), square ``image_size``, ``channels`` first."""
     image_size, channels = recipe.image_size, recipe.channels
     if image.ndim == 3 and image.shape[-1] == 4:
         image = image[..., :3]
@@ -27,9 +31,14 @@ def _finish(image: np.ndarray, recipe: Recipe, source: str) -> np.ndarray:
         image = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
     if image.dtype != np.uint8 and not np.all(np.isfinite(image)):
         raise DataError(f"{source}: the image holds NaN or infinite values; fix or drop it")
-    image = to_unit_range(image)
-    image = resize_pad(image, image_size) if recipe.resize == "pad" else resize_square(image, image_size)
-    image = np.clip(image, 0.0, 1.0)
+    if recipe.standardised:  # z-scores stay z-scores; padding takes the image's darkest value, as 0 is in [0, 1]
+        image = image.astype(np.float32, copy=False)
+        image = resize_pad(image, image_size, float(image.min())) if recipe.resize == "pad" \
+            else resize_square(image, image_size)
+    else:
+        image = to_unit_range(image)
+        image = resize_pad(image, image_size) if recipe.resize == "pad" else resize_square(image, image_size)
+        image = np.clip(image, 0.0, 1.0)
     if image.ndim == 2:
         image = np.repeat(image[None], channels, axis=0) if channels != 1 else image[None]
     else:
@@ -54,19 +63,66 @@ def _is_plain(ref: str) -> bool:
 
 
 def prepare(row: Row, recipe: Recipe) -> np.ndarray:
-    """Read and preprocess one row without the disk cache: float32 (channels, size, size) in [0, 1]."""
+    """Read and preprocess one row without the disk cache: float32 (channels, size, size), as ``_finish`` scales it."""
     ref = row.image
     if not recipe.ops and row.mask is None and _is_plain(ref):
         return _finish(_read_plain(ref, recipe.image_size, recipe.channels == 1), recipe, ref)
-    item = Item(array=np.zeros((1, 1), np.float32), meta={"source": ref}, roi_label=row.roi_label)
     if is_volume_ref(ref):
-        _read_volume_item(item, row, recipe)
+        item = dataclasses.replace(volume_stage(row, recipe), meta=dict(volume_stage(row, recipe).meta),
+                                   roi_label=row.roi_label)
+        item = take_slice(item, row.slice_index)
     else:
+        item = Item(array=np.zeros((1, 1), np.float32), meta={"source": ref}, roi_label=row.roi_label)
         _read_image_item(item, row)
-    if item.volume is None and not np.all(np.isfinite(item.array)):
-        raise DataError(f"{ref}: the image holds NaN or infinite values; fix or drop it")
-    item = run_ops(item, list(recipe.ops), row.slice_index)
+        if not np.all(np.isfinite(item.array)):
+            raise DataError(f"{ref}: the image holds NaN or infinite values; fix or drop it")
+        item = apply_ops(item, list(recipe.ops[:volume_op_count(list(recipe.ops))]))
+    item = apply_ops(item, list(recipe.ops[volume_op_count(list(recipe.ops)):]))
     return _finish(item.array, recipe, ref)
+
+
+# The last volumes read, after the recipe's volume ops (reformat), kept so that their other slices, slice counts and
+# masks come without reading and resampling the series again.
+_VOLUMES: OrderedDict[tuple, Item] = OrderedDict()
+VOLUMES_KEPT = 2
+
+
+def volume_stage(row: Row, recipe: Recipe) -> Item:
+    """A study row as a volume (and mask volume) after the recipe's volume ops, before slicing (shared: do not edit)."""
+    specs = list(recipe.ops[:volume_op_count(list(recipe.ops))])
+    key = (_stamp(row.image), _stamp(row.mask), json.dumps(specs, sort_keys=True, default=str),
+           recipe.irregular_series, recipe.on_bad_file)
+    if key in _VOLUMES:
+        _VOLUMES.move_to_end(key)
+        return _VOLUMES[key]
+    item = Item(array=np.zeros((1, 1), np.float32), meta={"source": row.image})
+    _read_volume_item(item, row, recipe)
+    item = apply_ops(item, specs)
+    _VOLUMES[key] = item
+    while len(_VOLUMES) > VOLUMES_KEPT:
+        _VOLUMES.popitem(last=False)
+    return item
+
+
+def _stamp(ref: str | None) -> tuple:
+    """A file's (or a series folder's files') names, sizes and modification times: a changed file is read again."""
+    path = Path(ref or "")
+    if not ref or not path.exists():
+        return (ref,)  # the reader says what is missing
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    return tuple((str(p), st.st_size, st.st_mtime_ns) for p in files for st in [p.stat()])
+
+
+def prepared_geometry(recipe: Recipe):
+    """The slice count and mask of study rows in the geometry the model sees (after ``recipe``'s volume ops), as
+    ``data.studies`` asks for them: ``geometry(row, with_mask) -> (slices, mask or None)``."""
+    def geometry(row: Row, with_mask: bool) -> tuple[int, np.ndarray | None]:
+        if not is_volume_ref(row.image):
+            return stored_geometry(row, with_mask)
+        item = volume_stage(row, recipe)
+        mask = item.mask_volume.array if with_mask and item.mask_volume is not None else None
+        return int(item.volume.array.shape[0]), mask
+    return geometry
 
 
 def _read_volume_item(item: Item, row: Row, recipe: Recipe) -> None:
@@ -116,7 +172,8 @@ def prepared_key(row: Row, recipe: Recipe) -> str:
 
 
 def load_prepared(row: Row, recipe: Recipe) -> np.ndarray:
-    """Read ``row``, apply the recipe, resize: float32 (channels, image_size, image_size) in [0, 1].
+    """Read ``row``, apply the recipe, resize: float32 (channels, image_size, image_size) in [0, 1] (z-scores for a
+    recipe that ends in zscore).
 
     Results are cached in ``recipe.cache_dir`` (when set) keyed by content hash, parameters and medfit version.
     Plain images and MedMNIST entries with no ops skip the disk cache: decoding them is as cheap as reading it.
@@ -125,7 +182,7 @@ def load_prepared(row: Row, recipe: Recipe) -> np.ndarray:
         return prepare(row, recipe)
     cache = PreparedCache(recipe.cache_dir)
     key = prepared_key(row, recipe)
-    out = cache.get(key, (recipe.channels, recipe.image_size, recipe.image_size))
+    out = cache.get(key, (recipe.channels, recipe.image_size, recipe.image_size), unit=not recipe.standardised)
     if out is None:
         out = prepare(row, recipe)
         cache.put(key, out)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medfit.config import ExperimentConfig, PreprocessConfig
-from medfit.preprocess.recipes import resolve_ops
+from medfit.preprocess.recipes import output_scale, resolve_ops
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,11 @@ class Recipe:
     def digest(self) -> str:
         """A short hash of ``params``: two recipes with one digest prepare identical images."""
         return hashlib.sha256(json.dumps(self.params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    @property
+    def standardised(self) -> bool:
+        """True when the recipe ends in z-scores: images keep them (no [0, 1] scaling or clipping afterwards)."""
+        return output_scale(list(self.ops)) == "zscore"
 
     def with_channels(self, channels: int) -> "Recipe":
         """The same recipe giving another number of channels (study slices are read one channel at a time)."""

@@ -39,6 +39,7 @@ class Op:
     fn: Callable[..., Item]
     needs_volume: bool = False
     help: str = ""
+    scale: str = ""  # the intensity scale the op leaves: "unit" ([0, 1]), "zscore", or "" (keeps the input's)
 
     def defaults(self) -> dict:
         """The operation's parameters and their default values."""
@@ -126,14 +127,16 @@ def _unsharp(item: Item, sigma: float = 1.0, amount: float = 2.0) -> Item:
 
 
 OPS: dict[str, Op] = {op.name: op for op in [
-    Op("window", _window, help="CT window: preset (brain, soft_tissue, bone, lung, file) or center/width -> [0, 1]"),
+    Op("window", _window, help="CT window: preset (brain, soft_tissue, bone, lung, file) or center/width -> [0, 1]",
+       scale="unit"),
     Op("reformat", _reformat, needs_volume=True, help="resample the volume to sagittal/coronal/axial, isotropic"),
     Op("n4", _n4, help="N4 bias-field correction (SimpleITK), fitted on the image shrunk by `shrink`"),
     Op("crop", _crop, help="ROI crop: a box [r0, c0, r1, c1], or the mask label (row's label by default) + margin"),
     Op("clip", _clip, help="clip to the [low, high] percentiles"),
-    Op("minmax", _minmax, help="scale to [0, 1]"),
-    Op("zscore", _zscore, help="zero mean, unit variance"),
-    Op("clahe", _clahe, help="contrast-limited adaptive histogram equalisation (OpenCV)"),
+    Op("minmax", _minmax, help="scale to [0, 1]", scale="unit"),
+    Op("zscore", _zscore, help="zero mean, unit variance; the model then sees z-scores (not squeezed into [0, 1])",
+       scale="zscore"),
+    Op("clahe", _clahe, help="contrast-limited adaptive histogram equalisation (OpenCV) -> [0, 1]", scale="unit"),
     Op("unsharp", _unsharp, help="unsharp masking: image + amount * (image - gaussian(sigma))"),
 ]}
 
@@ -170,19 +173,33 @@ def resolve_ops(recipe: str, ops: list[dict]) -> list[dict]:
     return resolved
 
 
-def run_ops(item: Item, resolved: list[dict], slice_index: int | None = None) -> Item:
-    """Apply resolved ops; a 3D item is cut to one slice after its last volume-only op (the middle slice by default)."""
-    last_volume_op = max((i for i, s in enumerate(resolved) if OPS[s["name"]].needs_volume), default=-1)
-    if item.volume is not None and last_volume_op < 0:
-        item = take_slice(item, slice_index)
-    for i, spec in enumerate(resolved):
-        params = {k: v for k, v in spec.items() if k != "name"}
-        item = OPS[spec["name"]].fn(item, **params)
-        if i == last_volume_op:
-            item = take_slice(item, slice_index)
+def output_scale(resolved: list[dict]) -> str:
+    """The intensity scale a recipe hands to the model: that of its last scaling op ("unit" when none scales)."""
+    scales = [OPS[spec["name"]].scale for spec in resolved if OPS[spec["name"]].scale]
+    return scales[-1] if scales else "unit"
+
+
+def volume_op_count(resolved: list[dict]) -> int:
+    """How many leading ops work on the whole volume: up to and including the last volume-only op (reformat)."""
+    return 1 + max((i for i, s in enumerate(resolved) if OPS[s["name"]].needs_volume), default=-1)
+
+
+def apply_ops(item: Item, specs: list[dict]) -> Item:
+    """Apply resolved ops in order, refusing one that produces NaN or infinite values."""
+    for spec in specs:
+        item = OPS[spec["name"]].fn(item, **{k: v for k, v in spec.items() if k != "name"})
         if not np.all(np.isfinite(item.array)):
             raise DataError(f"{item.source}: op {spec['name']} produced NaN or infinite values; check the image")
     return item
+
+
+def run_ops(item: Item, resolved: list[dict], slice_index: int | None = None) -> Item:
+    """Apply resolved ops; a 3D item is cut to one slice after its last volume-only op (the middle slice by default)."""
+    k = volume_op_count(resolved)
+    item = apply_ops(item, resolved[:k])
+    if item.volume is not None:
+        item = take_slice(item, slice_index)
+    return apply_ops(item, resolved[k:])
 
 
 def take_slice(item: Item, index: int | None) -> Item:
@@ -192,7 +209,7 @@ def take_slice(item: Item, index: int | None) -> Item:
     idx = n // 2 if index is None else int(index)
     if not -n <= idx < n:
         raise DataError(f"{item.source}: slice index {idx} out of range (the volume has {n} slices)")
-    item.array = vol.array[idx]
+    item.array = np.array(vol.array[idx])  # a copy: the volume may be shared by other slices' items
     item.spacing = tuple(vol.spacing[1:])
     if item.mask_volume is not None:
         item.mask = item.mask_volume.array[idx]

@@ -12,9 +12,10 @@ import torch
 from medfit.config import ExperimentConfig, VolumeConfig
 from medfit.data.rows import Row
 from medfit.data.slices import mask_areas
-from medfit.data.studies import key_slices, n_slices, read_study, study_label, uses_studies
+from medfit.data.manifest import Manifest
+from medfit.data.studies import key_slices, n_slices, read_study, study_label, study_manifest, uses_studies
 from medfit.io.medmnist import is_npz_ref
-from medfit.preprocess.prepared import load_prepared
+from medfit.preprocess.prepared import load_prepared, prepared_geometry
 from medfit.preprocess.recipe import Recipe
 
 
@@ -51,6 +52,14 @@ class StudyReader:
     def __init__(self, recipe: Recipe, volume: VolumeConfig):
         self.recipe, self.volume = recipe, volume
         self.slice_recipe = recipe.with_channels(1)
+        self.geometry = prepared_geometry(recipe)  # slices as the recipe makes them (a reformat changes them)
+
+    def study_slices(self, row: Row) -> list[int]:
+        """Every slice of a study (within the mask label when the row has a mask), in the recipe's geometry."""
+        n, mask = self.geometry(row, bool(row.mask))
+        if mask is not None:
+            return [int(i) for i in np.flatnonzero(mask_areas(mask, study_label(row, self.volume)) > 0)]
+        return list(range(n))
 
     def slices(self, row: Row, indices: list[int] | None) -> np.ndarray:
         """Prepared slices (len(indices), H, W) in [0, 1]; ``indices`` None: every slice (within the mask label)."""
@@ -58,12 +67,8 @@ class StudyReader:
         if is_npz_ref(row.image):
             vol = unit_range(read_study(row.image))
             return resize_slices(vol if indices is None else vol[indices], size)
+        indices = self.study_slices(row) if indices is None else indices
         label = study_label(row, self.volume)
-        if indices is None:
-            if row.mask:
-                indices = list(np.flatnonzero(mask_areas(read_study(row.mask), label) > 0))
-            else:
-                indices = list(range(n_slices(row.image)))
         at = Row(row.image, None, row.mask, label if row.mask else None)
         return np.stack([load_prepared(at.at_slice(i), self.slice_recipe)[0] for i in indices])
 
@@ -71,17 +76,25 @@ class StudyReader:
         """One study row (a manifest row) as the model input of ``volume.mode`` (float32)."""
         row, v, channels = Row.of(series), self.volume, self.recipe.channels
         if v.mode == "slice":
-            img = self.slices(row, [row.slice_index] if row.slice_index is not None else None)
-            img = img[len(img) // 2] if row.slice_index is None else img[0]
-            return np.repeat(img[None], channels, axis=0)
+            # a row without slice_index (a new study to predict): its key slice by volume.key_slice, as in training
+            index = row.slice_index if row.slice_index is not None else key_slices(row, v, self.geometry)[0]
+            return np.repeat(self.slices(row, [index]), channels, axis=0)
         if v.mode == "2.5d":
-            return self.slices(row, key_slices(row, v)[1])
-        stack = self.slices(row, None)
+            return self.slices(row, key_slices(row, v, self.geometry)[1])
         depth = v.slices or self.recipe.image_size
-        if v.mode == "slice_set":
-            pick = np.linspace(0, len(stack) - 1, depth).round().astype(int)
-            return stack[pick][:, None]
-        return resample_depth(stack, depth)[None]
+        if v.mode == "slice_set":  # only the slices picked are prepared
+            every = None if is_npz_ref(row.image) else self.study_slices(row)
+            count = len(every) if every is not None else n_slices(row.image)
+            pick = np.linspace(0, count - 1, depth).round().astype(int)
+            if every is None:
+                return self.slices(row, None)[pick][:, None]
+            return self.slices(row, [every[i] for i in pick])[:, None]
+        return resample_depth(self.slices(row, None), depth)[None]
+
+
+def study_rows(manifest: Manifest, cfg: ExperimentConfig) -> Manifest:
+    """The rows training reads: key slices (and neighbour rows) resolved in the geometry of the experiment's recipe."""
+    return study_manifest(manifest, cfg, prepared_geometry(Recipe.of_experiment(cfg)))
 
 
 def input_loader(cfg: ExperimentConfig, table: pd.DataFrame) -> tuple[Callable[[object], np.ndarray], bool]:

@@ -18,6 +18,7 @@ table{border-collapse:collapse;margin:.5rem 0} td,th{border:1px solid #ccc;paddi
 th{background:#f4f4f4} td:first-child,th:first-child{text-align:left}
 .figs{display:flex;flex-wrap:wrap;gap:1rem} .figs img{max-width:520px;border:1px solid #eee}
 pre{background:#f7f7f7;padding:.8rem;overflow:auto;font-size:.85rem} .muted{color:#777}
+.warning{background:#fff4e5;border-left:4px solid #e69500;padding:.4rem .8rem}
 """
 
 

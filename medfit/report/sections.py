@@ -17,6 +17,7 @@ from medfit.evaluate.stats import roc_ci_band  # noqa: E402
 from medfit.report.audit_section import audit_section  # noqa: E402
 from medfit.report.ood_section import ood_section  # noqa: E402
 from medfit.report.page import figure_to_data_uri, fmt, img_tag  # noqa: E402
+from medfit.report.weights import warnings_block, weights_section  # noqa: E402
 from medfit.run_folder import RunFolder  # noqa: E402
 
 SITE_COLUMNS = ["auc", "sensitivity", "specificity", "ppv", "npv", "accuracy"]
@@ -159,6 +160,10 @@ def saliency_gallery(run: RunFolder) -> str:
                 imgs.append(f'<figure>{img_tag(uri, alt)}<figcaption class=muted>'
                             f'{html.escape(Path(c["image"]).name[-40:])}</figcaption></figure>')
         out.append(f"<h3>{GROUP_TITLES[group]}</h3><div class=\"figs gallery\">{''.join(imgs)}</div>")
+    keys = sorted(run.study_saliency.glob("*.png")) if run.study_saliency.is_dir() else []
+    if keys:  # slice-mode study runs: key slices of the first studies, as prepared in training
+        imgs = "".join(img_tag("data:image/png;base64," + base64.b64encode(p.read_bytes()).decode(), p.stem) for p in keys)
+        out.append(f"<h3>key slices</h3><div class=\"figs gallery\">{imgs}</div>")
     return "".join(out)
 
 
@@ -176,7 +181,7 @@ def parameters_section(metrics: dict, model_name: str, finetune: str) -> str:
 def extra_sections(run: RunFolder, cfg, metrics: dict, pred: pd.DataFrame) -> list[str]:
     """HTML parts appended to a run's report."""
     label = cfg.data.label_columns[0]
-    parts = []
+    parts = [warnings_block(metrics)]
     if metrics.get("task") == "binary" and "prob" in pred:
         figs = [roc_band_figure(pred, label, metrics), pr_figure(pred, label), calibration_figure(metrics)]
         parts += ["<h2>Discrimination and calibration</h2>", '<div class="figs">' + "".join(f for f in figs if f) + "</div>",
@@ -191,7 +196,8 @@ def extra_sections(run: RunFolder, cfg, metrics: dict, pred: pd.DataFrame) -> li
         parts += ["<h2>Saliency gallery</h2>", saliency_gallery(run)]
     elif metrics.get("task") == "multiclass":
         parts += ["<h2>Per class</h2>", multiclass_section(metrics)]
-    parts += ["<h2>Trainable parameters</h2>", parameters_section(metrics, model_title(cfg), fine_tuning(cfg))]
+    parts += ["<h2>Trainable parameters</h2>", parameters_section(metrics, model_title(cfg), fine_tuning(cfg)),
+              weights_section(metrics)]
     parts.append(site_counts(run.file("manifest"), cfg.data.label_columns[0], list(cfg.data.class_names)))
     parts.append(audit_section(run))
     parts.append(ood_section(run))

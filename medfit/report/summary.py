@@ -45,6 +45,8 @@ def print_summary(run: RunFolder, console: Console | None = None) -> None:
     if timing:
         console.print(f"time: loading {timing.get('load_seconds')} s, training {timing.get('fit_seconds')} s "
                       f"over {timing.get('epochs_run')} epochs ({timing.get('train_images_per_second')} img/s)")
+    for line in metrics.get("warnings") or []:
+        console.print(f"warning: {line}", markup=False)
     if run.has("audit"):
         console.print(run.read_json("audit").get("summary", ""), markup=False)
     if run.has("ood"):

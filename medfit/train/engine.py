@@ -13,6 +13,7 @@ from medfit.config import ExperimentConfig
 from medfit.errors import ConfigError
 from medfit.run_folder import RunFolder
 from medfit.train.averaging import ema_callback
+from medfit.train.checks import monitor_mode
 
 
 def quiet_lightning() -> None:
@@ -28,7 +29,8 @@ def quiet_lightning() -> None:
 
 
 def make_loggers(cfg: ExperimentConfig, run: RunFolder) -> list:
-    """A CSV logger always (the report reads it), plus MLflow (a local SQLite store by default) unless disabled."""
+    """A CSV logger always (the report's training curve reads it), plus MLflow (a local SQLite store by default) with
+    ``train.logger: mlflow``; ``csv`` and ``none`` both mean no MLflow."""
     loggers = [CSVLogger(save_dir=str(run.path), name=run.logs.name, version="")]
     if cfg.train.logger == "mlflow":
         uri = cfg.train.mlflow_uri or f"sqlite:///{run.path.resolve().parent / 'mlflow.db'}"
@@ -55,7 +57,7 @@ def build_trainer(cfg: ExperimentConfig, run: RunFolder, callbacks: list, superv
             raise ConfigError(f"train.ema_decay {t.ema_decay}: expected a value in (0, 1), e.g. 0.998, or 0 to disable")
         callbacks.append(ema_callback(t.ema_decay))
     if t.early_stopping_patience and supervised:
-        callbacks.append(EarlyStopping(monitor=t.monitor, mode="max", patience=t.early_stopping_patience))
+        callbacks.append(EarlyStopping(monitor=t.monitor, mode=monitor_mode(t.monitor), patience=t.early_stopping_patience))
     if t.progress_bar:
         callbacks.append(TQDMProgressBar(leave=True))
     settings = dict(

@@ -17,8 +17,10 @@ from medfit.data.datasets import EpochSeededSampler, PreparedDataset, balanced_s
 from medfit.data.manifest import Manifest
 from medfit.models import build_network, count_parameters
 from medfit.models.checkpoint import read_checkpoint
+from medfit.models.normalise import normalisation_records
 from medfit.models.registry import load_report
 from medfit.run_folder import RunFolder
+from medfit.train.checks import check_validation_split, monitor_mode, weights_warnings
 from medfit.train.engine import build_trainer, quiet_lightning
 from medfit.train.inputs import dataset_for
 from medfit.train.module import ClassifierModule
@@ -60,6 +62,7 @@ def fit(cfg: ExperimentConfig, run: RunFolder, manifest: Manifest, resume: bool 
         callbacks: list | None = None) -> FitResult | None:
     """Train on the manifest's train split, validate on val, keep the best weights; None in non-zero ranks."""
     quiet_lightning()
+    check_validation_split(manifest, cfg.train.monitor, cfg.data.root or cfg.name)
     seed_everything(cfg.seed)
     t0 = time.perf_counter()
     show = cfg.train.progress_bar
@@ -69,12 +72,13 @@ def fit(cfg: ExperimentConfig, run: RunFolder, manifest: Manifest, resume: bool 
     task = manifest.target
     model = build_network(cfg, task.num_outputs)
     pretrained = load_report(model)
+    warnings = weights_warnings(cfg, pretrained)
     trainable, total = count_parameters(model)
     weights = task.class_weights(manifest.split("train").labels()) if cfg.train.class_balance == "loss" else None
     train_loader, val_loader = make_loader(datasets["train"], cfg, True), make_loader(datasets["val"], cfg, False)
     module = ClassifierModule(model, task, cfg.train, weights, len(train_loader), cfg.seed)
     checkpoint = ModelCheckpoint(dirpath=run.checkpoints, filename=run.checkpoint("best").stem,
-                                 monitor=cfg.train.monitor, mode="max", save_last=True, save_top_k=1,
+                                 monitor=cfg.train.monitor, mode=monitor_mode(cfg.train.monitor), save_last=True, save_top_k=1,
                                  enable_version_counter=False)
     trainer = build_trainer(cfg, run, [checkpoint, *(callbacks or [])])
     t1 = time.perf_counter()
@@ -93,6 +97,9 @@ def fit(cfg: ExperimentConfig, run: RunFolder, manifest: Manifest, resume: bool 
                                                         / max(fit_seconds, 1e-9), 1)}}
     if pretrained is not None:
         info["pretrained"] = pretrained
+    info["input_normalisation"] = normalisation_records(module.model)
+    if warnings:
+        info["warnings"] = warnings
     run.write_json("train_info", info)
     return FitResult(module.model, info, datasets)
 

@@ -1,8 +1,6 @@
 """The LightningModule that trains any medfit classifier (binary, multiclass, multilabel)."""
 from __future__ import annotations
 
-import math
-
 import lightning as L
 import torch
 
@@ -61,7 +59,8 @@ class ClassifierModule(L.LightningModule):
         if self.trainer.world_size > 1:  # every rank scores the whole validation set
             p, y = self.all_gather(p).flatten(0, 1), self.all_gather(y).flatten(0, 1)
         auc = self.task.auc(y.cpu().numpy(), p.float().cpu().numpy())
-        self.log("val_auc", auc if not math.isnan(auc) else 0.0, prog_bar=True, sync_dist=False)
+        # NaN when undefined (never 0.0): checkpointing ranks NaN last, early stopping stops on it
+        self.log("val_auc", auc, prog_bar=True, sync_dist=False)
 
     def configure_optimizers(self):
         total = self.steps_per_epoch * self.cfg.epochs

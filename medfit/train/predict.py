@@ -12,7 +12,7 @@ from medfit.data.manifest import Manifest
 from medfit.task import Task
 from medfit.train.inputs import dataset_for
 
-ID_COLUMNS = ["image", "patient_id", "study_id", "slice_index", "offset", "site", "split"]
+ID_COLUMNS = ["image", "patient_id", "study_id", "slice_index", "offset", "roi_label", "site", "split"]
 
 
 @torch.no_grad()

@@ -87,7 +87,8 @@ def train_objective(trial: optuna.Trial, plan: StagePlan, study: StudyFolder, fi
     shutil.rmtree(run.path, ignore_errors=True)  # numbers are never reused; only a crashed copy can be here
     trial.set_user_attr("run_dir", str(run.path))
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-    callbacks = [PruneOnMetric(trial, cfg.train.monitor)] if plan.stage.prune and not plan.is_seed_stage else []
+    # the pruner ranks in the study's direction (maximise the validation AUC), whatever train.monitor is
+    callbacks = [PruneOnMetric(trial, "val_auc")] if plan.stage.prune and not plan.is_seed_stage else []
     try:
         run = fit_trial(cfg, callbacks)
     except optuna.TrialPruned as exc:
