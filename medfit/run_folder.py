@@ -39,6 +39,7 @@ FILES = {
     "study_predictions": "study_predictions.csv",
     "multilabel_any": "multilabel_any.json",
     "sites": "sites.json",
+    "covariates": "covariates.json",
     "pretrain_metrics": "pretrain_metrics.json",
     "onnx": "model.onnx",
     "onnx_check": "model.json",

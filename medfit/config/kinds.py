@@ -25,6 +25,8 @@ MODE_KINDS = {
     "slice_set": {"timm", "open_clip", "fusion"},  # fusion: of runs trained in this mode
     "3d": {"monai3d", "fusion"},
 }
+# Model kinds whose image network can be fused late with clinical covariates (medfit.models.covariates).
+COVARIATE_KINDS = {"timm", "open_clip"}
 # model.name values that were model kinds before model.kind existed
 FORMER_KIND_NAMES = {"fusion": "fusion", "open_clip": "open_clip", "biomedclip": "open_clip",
                      "clip_zero_shot": "clip_zero_shot"}
@@ -84,8 +86,23 @@ def resolve_channels(cfg: ExperimentConfig) -> ExperimentConfig:
     return dataclasses.replace(cfg, model=dataclasses.replace(m, in_chans=d.channels))
 
 
+def check_covariates(cfg: ExperimentConfig) -> None:
+    """Covariates need a model kind and volume mode late fusion can wrap, and each column listed once."""
+    c = cfg.covariates
+    if not (c.numeric or c.categorical):
+        return
+    both = sorted(set(c.numeric) & set(c.categorical))
+    if both or len(set(c.numeric)) < len(c.numeric) or len(set(c.categorical)) < len(c.categorical):
+        raise ConfigError(f"covariates: list each column once, as numeric or categorical (repeated: "
+                          f"{both or 'within one list'})")
+    if cfg.model.kind not in COVARIATE_KINDS or cfg.volume.mode == "3d":
+        raise ConfigError(f"covariates: late fusion takes model.kind {' or '.join(sorted(COVARIATE_KINDS))} in "
+                          f"volume.mode slice, 2.5d or slice_set (got {cfg.model.kind!r} in {cfg.volume.mode!r})")
+
+
 def check_experiment(cfg: ExperimentConfig) -> ExperimentConfig:
     """All cross-section checks of an experiment config; returns it with derived values filled in."""
     check_model_keys(cfg.model)
     check_volume_mode(cfg)
+    check_covariates(cfg)
     return resolve_channels(cfg)

@@ -329,6 +329,17 @@ class VolumeConfig:
 
 
 @dataclass(frozen=True)
+class CovariatesConfig:
+    """Clinical covariates beside the image (medfit.data.covariates): manifest columns encoded on the training rows
+    and fused late with the image embedding (concatenation + a small MLP, medfit.models.covariates)."""
+
+    numeric: list[str] = field(default_factory=list)  # e.g. [age, bmd_t_score]: standardised with the train mean/sd
+    categorical: list[str] = field(default_factory=list)  # e.g. [sex, level]: one-hot over the train categories
+    hidden: int = 64  # width of the fusion MLP's hidden layer
+    dropout: float = 0.1
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """One experiment: data, preprocessing, model, training and evaluation."""
 
@@ -345,3 +356,4 @@ class ExperimentConfig:
     tune: TuneConfig = field(default_factory=TuneConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     volume: VolumeConfig = field(default_factory=VolumeConfig)
+    covariates: CovariatesConfig = field(default_factory=CovariatesConfig)

@@ -9,11 +9,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from medfit.data.covariates import covariate_columns, encode_covariates
 from medfit.errors import DataError
 from medfit.explain.cam import compute_cam
 from medfit.explain.overlay import probability_caption, write_overlay
 from medfit.explain.rollout import attention_rollout
 from medfit.models import load_network
+from medfit.models.covariates import BoundCovariates
+from medfit.models.registry import run_covariates
 from medfit.preprocess.study import input_loader
 from medfit.run_folder import RunFolder
 from medfit.task import Task
@@ -25,6 +28,15 @@ def saliency_maps(model: torch.nn.Module, images: torch.Tensor, method: str = "g
     if method == "rollout":
         return attention_rollout(model, images)
     return compute_cam(model, images, method, target_layer, class_index)
+
+
+def model_for_rows(model: torch.nn.Module, run: RunFolder, rows: pd.DataFrame) -> torch.nn.Module:
+    """The network as a function of the images of ``rows``: a covariate run gets those rows' covariates bound."""
+    encoder = run_covariates(run)
+    if not encoder:
+        return model
+    where = "the rows to explain (this run uses clinical covariates: explain its manifest rows, e.g. --gallery)"
+    return BoundCovariates(model, torch.from_numpy(encode_covariates(rows, encoder, where))).eval()
 
 
 def _safe_name(ref: str) -> str:
@@ -55,9 +67,10 @@ def explain_rows(run: RunFolder, rows: pd.DataFrame, method: str = "gradcam", ta
     for start in range(0, len(rows), batch_size):
         chunk = rows.iloc[start:start + batch_size]
         images = torch.from_numpy(np.stack([load(r) for _, r in chunk.iterrows()])).float()
+        net = model_for_rows(model, run, chunk)
         with torch.no_grad():
-            probs = task.probabilities(model(images)).numpy()
-        maps = saliency_maps(model, images, method, target_layer, class_index)
+            probs = task.probabilities(net(images)).numpy()
+        maps = saliency_maps(net, images, method, target_layer, class_index)
         for i, (_, row) in enumerate(chunk.iterrows()):
             k = 0 if probs.shape[1] == 1 else (class_index if class_index is not None else int(probs[i].argmax()))
             cls = names[-1] if probs.shape[1] == 1 else (names[k] if k < len(names) else str(k))
@@ -92,7 +105,8 @@ def case_groups(pred: pd.DataFrame, label: str, threshold: float, per_group: int
 def _with_row_inputs(run: RunFolder, pred: pd.DataFrame) -> pd.DataFrame:
     """Prediction rows with the manifest's study columns (mask, ROI label), matched on image and slice."""
     manifest = run.read_manifest()
-    extra = [c for c in ("mask", "roi_label") if c in manifest and c not in pred]
+    wanted = ["mask", "roi_label", *covariate_columns(run.read_config().covariates)]
+    extra = [c for c in wanted if c in manifest and c not in pred]
     if not extra:
         return pred
     keys = [c for c in ("image", "slice_index") if c in pred and c in manifest]
@@ -132,7 +146,7 @@ def key_slice_saliency(run: RunFolder, split: str = "test", cases: int = 4, meth
     model = load_network(run)
     load, _ = input_loader(cfg, rows)
     images = torch.from_numpy(np.stack([load(r) for _, r in rows.iterrows()])).float()
-    maps = saliency_maps(model, images, method)
+    maps = saliency_maps(model_for_rows(model, run, rows), images, method)
     names, label = list(cfg.data.class_names), cfg.data.label_columns[0]
     paths = []
     for i, (_, r) in enumerate(rows.iterrows()):
