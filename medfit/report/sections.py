@@ -15,6 +15,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 
 from medfit.evaluate.stats import roc_ci_band  # noqa: E402
 from medfit.report.covariates import covariates_section  # noqa: E402
+from medfit.report.studies import study_section  # noqa: E402
 from medfit.report.page import figure_to_data_uri, fmt, img_tag  # noqa: E402
 from medfit.run_folder import RunFolder  # noqa: E402
 
@@ -203,6 +204,7 @@ def extra_sections(run: RunFolder, cfg, metrics: dict, pred: pd.DataFrame) -> li
             sites, protocol = saved.get("rows", sites), saved.get("protocol", "")
         if sites:
             parts += ["<h2>Per site (threshold carried from validation)</h2>", site_table_html(sites, protocol)]
+        parts.append(study_section(run))
         parts += ["<h2>Saliency gallery</h2>", saliency_gallery(run)]
     elif metrics.get("task") == "multiclass":
         parts += ["<h2>Per class</h2>", multiclass_section(metrics)]
