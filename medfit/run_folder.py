@@ -176,7 +176,8 @@ class RunFolder(Folder):
         if not path.is_file():
             raise DataError(f"{path}: not found; is {self.path} a medfit run folder?")
         try:
-            return config_from_dict(yaml.safe_load(path.read_text()))
+            # libyaml's safe loader when present: a resolved config is ~500 lines, ~0.45 s in pure-Python PyYAML
+            return config_from_dict(yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from None
 
