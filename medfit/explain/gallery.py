@@ -53,12 +53,12 @@ def rows_of(refs: list[str]) -> pd.DataFrame:
 
 def explain_rows(run: RunFolder, rows: pd.DataFrame, method: str = "gradcam", target_layer: str | None = None,
                  out_dir: str | Path | None = None, labels: list | None = None, class_index: int | None = None,
-                 batch_size: int = 16) -> list[dict]:
-    """Overlays for manifest rows (slice, mask and ROI columns honoured) with the run's best checkpoint; one record
-    per row (image, prob, class, png)."""
+                 batch_size: int = 16, model: torch.nn.Module | None = None) -> list[dict]:
+    """Overlays for manifest rows (slice, mask and ROI columns honoured) with the run's best checkpoint (or ``model``,
+    the run's network already loaded); one record per row (image, prob, class, png)."""
     cfg = run.read_config()
     task = Task.of(cfg.data)
-    model = load_network(run)
+    model = model if model is not None else load_network(run)
     load, _ = input_loader(cfg, rows)
     out_dir = Path(out_dir) if out_dir else run.explain
     names = list(task.class_names) or ["0", "1"]
@@ -78,7 +78,9 @@ def explain_rows(run: RunFolder, rows: pd.DataFrame, method: str = "gradcam", ta
             name = _safe_name(str(row["image"])) + (f"_s{int(row['slice_index'])}" if pd.notna(row.get("slice_index")) else "")
             png = write_overlay(out_dir / f"{start + i:03d}_{name}_{method}.png", images[i].numpy(), maps[i],
                                 probability_caption(prob, cls, label))
-            records.append({"image": str(row["image"]), "prob": prob, "class": cls, "png": str(png), "method": method})
+            where = {c: row[c] for c in ("study_id", "slice_index", "offset") if c in row and pd.notna(row[c])}
+            records.append({"image": str(row["image"]), **where, "prob": prob, "class": cls, "png": str(png),
+                            "method": method})
     return records
 
 
@@ -109,7 +111,8 @@ def _with_row_inputs(run: RunFolder, pred: pd.DataFrame) -> pd.DataFrame:
     extra = [c for c in wanted if c in manifest and c not in pred]
     if not extra:
         return pred
-    keys = [c for c in ("image", "slice_index") if c in pred and c in manifest]
+    # one vertebra per study_id: two bodies on one slice share (image, slice_index) but not (study_id, offset)
+    keys = [c for c in ("image", "study_id", "offset", "slice_index") if c in pred and c in manifest]
     return pred.merge(manifest[keys + extra].drop_duplicates(keys), on=keys, how="left")
 
 
@@ -125,11 +128,12 @@ def write_saliency_gallery(run: RunFolder, split: str = "test", per_group: int =
     pred = _with_row_inputs(run, pred[pred["split"] == split])
     label, names = cfg.data.label_columns[0], list(cfg.data.class_names) or ["0", "1"]
     entries = []
+    model = load_network(run)
     for group, part in case_groups(pred, label, threshold, per_group).items():
         if part.empty:
             continue
         recs = explain_rows(run, part, method, target_layer, run.saliency / group,
-                            labels=[names[int(v)] for v in part[label]])
+                            labels=[names[int(v)] for v in part[label]], model=model)
         entries += [{**r, "group": group, "png": str(Path(r["png"]).relative_to(run.path))} for r in recs]
     return run.write_json("gallery", {"split": split, "threshold": threshold, "method": method, "cases": entries})
 
