@@ -73,6 +73,14 @@ def check_volume_mode(cfg: ExperimentConfig) -> None:
                           f"{' or '.join(sorted(MODE_KINDS[mode]))}")
     if kind == "monai3d" and mode != "3d":
         raise ConfigError("model.kind 'monai3d' is a 3D network: set volume.mode: 3d")
+    v = cfg.volume
+    if v.aggregator != "attention" and mode != "slice_set":
+        raise ConfigError(f"volume.aggregator {v.aggregator!r}: aggregates slice embeddings in volume.mode slice_set "
+                          f"(mode is {mode!r})")
+    if v.stride and mode not in ("slice_set", "3d"):
+        raise ConfigError(f"volume.stride {v.stride}: samples slices for volume.mode slice_set or 3d (mode is {mode!r})")
+    if v.stride < 0:
+        raise ConfigError(f"volume.stride {v.stride}: give a slice step >= 1, or 0 to spread the slices over the study")
 
 
 def resolve_channels(cfg: ExperimentConfig) -> ExperimentConfig:

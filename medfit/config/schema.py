@@ -325,7 +325,11 @@ class VolumeConfig:
     augmented_prediction: bool = False  # slice mode: predict key +- k and combine per study
     combine: Literal["mean_prob", "max", "mean_logit"] = "mean_prob"
     slices: int = 0  # slice_set / 3d: resample the slice axis to this many slices (0: image_size)
-    mil_hidden: int = 128  # slice_set: width of the gated-attention layer
+    stride: int = 0  # slice_set / 3d: >0 takes `slices` slices this many apart around the middle slice (the slice
+    # count after the recipe's volume ops, e.g. sagittal after ct-sagittal); 0 spreads them over the whole study
+    aggregator: Literal["attention", "gru", "transformer"] = "attention"  # slice_set: gated-attention MIL (unordered),
+    # or a bidirectional GRU / small transformer over the slice embeddings in slice order (medfit.models.sequence)
+    mil_hidden: int = 128  # slice_set: width of the aggregator (attention layer, GRU state, transformer model)
 
 
 @dataclass(frozen=True)

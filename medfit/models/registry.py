@@ -22,6 +22,7 @@ from medfit.models.clip import ClipImageClassifier, build_clip_classifier
 from medfit.models.covariates import CovariateFusion
 from medfit.models.finetune import apply_finetune, freeze, merge_lora
 from medfit.models.fusion import FusionEnsemble
+from medfit.models.sequence import SliceSequence
 from medfit.models.vlm import load_vlm_run
 from medfit.models.volume_models import GatedAttentionMIL, build_3d
 from medfit.models.zeroshot import build_zero_shot_skeleton
@@ -94,7 +95,7 @@ def build_model(cfg: ModelConfig, num_outputs: int, load_pretrained: bool = True
 
 def strip_head(model: nn.Module) -> int:
     """Turn a classifier into a pooled-feature extractor in place; returns the feature width."""
-    if isinstance(model, (GatedAttentionMIL, ClipImageClassifier)):
+    if isinstance(model, (GatedAttentionMIL, SliceSequence, ClipImageClassifier)):
         width = model.head.in_features
         model.head = nn.Identity()
         return int(width)
@@ -104,12 +105,16 @@ def strip_head(model: nn.Module) -> int:
     raise ConfigError(f"{type(model).__name__}: cannot be used as a feature extractor (no known head)")
 
 
-def build_mil(cfg: ModelConfig, num_outputs: int, hidden: int, load_pretrained: bool = True) -> nn.Module:
-    """Slice-set MIL: the 2D kind's network, headless and fine-tuned as configured, shared over slices."""
+def build_mil(cfg: ModelConfig, num_outputs: int, hidden: int, load_pretrained: bool = True,
+              aggregator: str = "attention") -> nn.Module:
+    """Slice sets: the 2D kind's network, headless and fine-tuned as configured, shared over slices, under
+    gated-attention MIL (unordered) or an ordered GRU / transformer aggregator."""
     kind = KINDS[cfg.kind]
     encoder = kind.create(cfg, num_outputs, load_pretrained)
     width = strip_head(encoder)
     encoder = adapt(encoder, cfg) if kind.adapts else encoder
+    if aggregator != "attention":
+        return SliceSequence(encoder, width, num_outputs, aggregator, hidden)
     return GatedAttentionMIL(encoder, width, num_outputs, hidden)
 
 
@@ -125,7 +130,7 @@ def build_network(cfg: ExperimentConfig, num_outputs: int, load_pretrained: bool
     if v.mode == "2.5d":
         return build_model(dataclasses.replace(m, in_chans=2 * v.neighbours + 1), num_outputs, load_pretrained)
     if v.mode == "slice_set":
-        return build_mil(dataclasses.replace(m, in_chans=1), num_outputs, v.mil_hidden, load_pretrained)
+        return build_mil(dataclasses.replace(m, in_chans=1), num_outputs, v.mil_hidden, load_pretrained, v.aggregator)
     if v.mode == "3d":
         return build_model(dataclasses.replace(m, in_chans=1), num_outputs, load_pretrained)
     return build_model(m, num_outputs, load_pretrained)
@@ -136,7 +141,8 @@ def build_covariate_fusion(cfg: ExperimentConfig, num_outputs: int, covariates: 
     """The image network of ``cfg`` without its head (fine-tuned as configured) under the covariate fusion MLP."""
     v, m = cfg.volume, cfg.model  # kinds and modes checked when the config loads (config.kinds.check_covariates)
     if v.mode == "slice_set":
-        image = build_mil(dataclasses.replace(m, in_chans=1), num_outputs, v.mil_hidden, load_pretrained)
+        image = build_mil(dataclasses.replace(m, in_chans=1), num_outputs, v.mil_hidden, load_pretrained,
+                          v.aggregator)
         width = strip_head(image)
     else:
         kind = KINDS[m.kind]

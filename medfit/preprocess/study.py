@@ -16,6 +16,7 @@ from medfit.data.studies import key_slices, n_slices, read_study, study_label, u
 from medfit.io.medmnist import is_npz_ref
 from medfit.preprocess.prepared import load_prepared
 from medfit.preprocess.recipe import Recipe
+from medfit.preprocess.sampling import prepared_depth, sampled_slices
 
 
 def unit_range(arr: np.ndarray) -> np.ndarray:
@@ -76,8 +77,11 @@ class StudyReader:
             return np.repeat(img[None], channels, axis=0)
         if v.mode == "2.5d":
             return self.slices(row, key_slices(row, v)[1])
-        stack = self.slices(row, None)
         depth = v.slices or self.recipe.image_size
+        if v.stride:  # N slices a stride apart around the middle, in the recipe's geometry (e.g. sagittal)
+            stack = self.slices(row, sampled_slices(prepared_depth(row, self.slice_recipe), depth, v.stride))
+            return stack[:, None] if v.mode == "slice_set" else stack[None]
+        stack = self.slices(row, None)
         if v.mode == "slice_set":
             pick = np.linspace(0, len(stack) - 1, depth).round().astype(int)
             return stack[pick][:, None]
