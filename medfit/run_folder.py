@@ -46,6 +46,7 @@ FILES = {
     "encoder_weights": "model.safetensors",
     "training_log": "logs/metrics.csv",
     "gallery": "plots/saliency/gallery.json",
+    "slice_saliency": "plots/saliency_slices/slices.json",
 }
 CHECKPOINTS = "checkpoints"
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

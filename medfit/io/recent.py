@@ -1,7 +1,8 @@
 """The last few volumes read in this process, keyed by their files' names, sizes and modification times.
 
 Study rows re-read their volume for every slice (key slice +- k, one row per vertebra, a mask per row, N sampled
-slices): a 57x361x361 NIfTI costs ~0.3 s and a 28-file DICOM series ~3 s each time. Callers get a copy of the array,
+slices), and the audit reads each study before training does: a 57x361x361 NIfTI costs ~0.3 s and a 28-file DICOM
+series ~3 s each time. Up to 384 MB of volumes are kept (a 512x512x37 CT is 39 MB). Callers get a copy of the array,
 so nothing they do in place reaches the remembered one; a changed file has a new key.
 """
 from __future__ import annotations
@@ -13,8 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-MAX_VOLUMES = 4
-MAX_BYTES = 256 * 2**20  # larger volumes are not remembered
+MAX_BYTES = 384 * 2**20  # all remembered volumes together; the least recently used go first
 _RECENT: OrderedDict = OrderedDict()
 
 
@@ -35,10 +35,10 @@ def recent_volume(path: str, options: dict, read: Callable[[], object]):
         return read()  # missing or unreadable: the reader says what is wrong
     if key not in _RECENT:
         volume = read()
-        if volume.array.nbytes > MAX_BYTES:
+        if volume.array.nbytes > MAX_BYTES // 2:
             return volume
         _RECENT[key] = volume
-        while len(_RECENT) > MAX_VOLUMES:
+        while sum(v.array.nbytes for v in _RECENT.values()) > MAX_BYTES:
             _RECENT.popitem(last=False)
     _RECENT.move_to_end(key)
     volume = _RECENT[key]
