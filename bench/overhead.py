@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import medfit  # noqa: F401  (torchvision import hook)
-import lightning as L
 import timm
 import torch
 import torch.nn.functional as F

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medfit.config import ExperimentConfig, DataConfig, config_from_dict
+from medfit.config import DataConfig, config_from_dict
 from medfit.data.manifest import (Manifest, build_manifest, check_patient_leaks, manifest_from_csv,
                                   manifest_from_folder_tree, manifest_from_medmnist)
 from medfit.errors import DataError

@@ -25,8 +25,9 @@ WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "medical", "image", 
          "pneumonia", "chest", "x", "-", "ray", "of", ".", "no", "opacity"]
 
 
-def make_tiny_biomedclip(folder):
-    """A BiomedCLIP-shaped open_clip folder: timm ViT image tower + BERT text tower named by hub id, random weights."""
+def make_tiny_biomedclip(folder, trunk: str = "vit_tiny_patch16_224"):
+    """A BiomedCLIP-shaped open_clip folder: timm ViT image tower (``trunk``) + BERT text tower named by hub id,
+    random weights."""
     folder.mkdir(parents=True)
     (folder / "vocab.txt").write_text("\n".join(WORDS) + "\n")
     BertConfig(vocab_size=len(WORDS), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
@@ -34,7 +35,7 @@ def make_tiny_biomedclip(folder):
     text_cfg = {"hf_model_name": BERT, "hf_tokenizer_name": BERT, "hf_proj_type": "mlp",
                 "hf_pooler_type": "cls_last_hidden_state_pooler", "context_length": 16}
     config = {"model_cfg": {"embed_dim": 16, "text_cfg": text_cfg,
-                            "vision_cfg": {"timm_model_name": "vit_tiny_patch16_224", "timm_model_pretrained": False,
+                            "vision_cfg": {"timm_model_name": trunk, "timm_model_pretrained": False,
                                            "timm_pool": "", "timm_proj": "linear", "image_size": 224}},
               "preprocess_cfg": {"mean": [0.48145466, 0.4578275, 0.40821073],
                                  "std": [0.26862954, 0.26130258, 0.27577711]}}

@@ -1,10 +1,8 @@
 """Input normalisation inside the network (D8): the weights' own mean/std, applied alike by training, predict, the
 checkpoint reload and ONNX; recorded in the run; none for random init; a medfit run's own carried on."""
-import json
 import logging
 
 import numpy as np
-import pandas as pd
 import pytest
 import timm
 import torch
@@ -17,7 +15,6 @@ from medfit.models import build_model, load_network
 from medfit.models.export import OnnxClassifier, export_run
 from medfit.models.clip import ClipImageInput
 from medfit.models.normalise import RANDOM_INIT, normalisation_records, per_channel
-from medfit.run_folder import RunFolder
 from medfit.train.inputs import dataset_for
 
 torch.set_num_threads(1)

@@ -51,13 +51,13 @@ def test_neighbours_repeat_the_edge_and_stay_inside_the_label():
 
 
 def test_mask_rule_reproduces_the_spine_csv_key_slices(shared_data):
-    """configs/spine-ovcf.csv lists each vertebral body at the sagittal slice where it is largest."""
+    """configs/ovcf-mri.csv lists each vertebral body at the sagittal slice where it is largest."""
     from medfit.config import VolumeConfig
     from medfit.data.manifest import absolute_ref
     from medfit.data.rows import Row
     from medfit.data.studies import key_slices
 
-    csv = pd.read_csv("configs/spine-ovcf.csv")
+    csv = pd.read_csv("configs/ovcf-mri.csv")
     volume = VolumeConfig(key_slice="mask", neighbours=2)
     rows = csv[csv["image"].str.contains("VB1_12_F02.nii.gz|VB1_10_DzZ_T1.nii.gz")]  # DzZ_T1 label 2: a tie
     assert len(rows) >= 10

@@ -1,6 +1,5 @@
 """Before and while a classifier trains: the monitored metric's direction (D6), undefined validation AUCs (D10),
 fine-tuning methods that assume pretrained weights on random init (D9), the logger values."""
-import json
 import logging
 
 import numpy as np

@@ -3,7 +3,6 @@ import json
 import math
 
 import optuna
-import pytest
 import yaml
 from optuna.trial import TrialState
 
@@ -13,7 +12,7 @@ from medfit.config import config_from_dict
 from medfit.run_folder import StudyFolder
 from medfit.tune.objective import train_objective
 from medfit.tune.report import write_outputs
-from medfit.tune.search import open_storage, run_stage, run_worker, stage_study_name, storage_url, study_folder
+from medfit.tune.search import open_storage, run_stage, run_worker, storage_url, study_folder
 from medfit.tune.stages import plan_stage
 
 NPZ = "pneumoniamnist/pneumoniamnist_reconstructed.npz"

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 
 from medfit.commands.common import add_run_argument
+from medfit.commands.pipeline import evaluate_all
 from medfit.config import updated
-from medfit.evaluate import evaluate_run
 from medfit.report import write_report
 from medfit.report.summary import print_summary
 
@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     changes = {"evaluate.threshold": args.threshold, "evaluate.threshold_value": args.threshold_value,
                "evaluate.bootstrap": args.bootstrap}
     cfg = updated(args.run.read_config(), {k: v for k, v in changes.items() if v is not None})
-    evaluate_run(args.run, cfg)
+    evaluate_all(args.run, cfg)  # study-level and multilabel extras rescored with the same settings
     args.run.write_config(cfg)
     write_report(args.run)
     print_summary(args.run)

@@ -7,6 +7,7 @@ from medfit.commands.common import add_run_argument, read_rows_csv
 from medfit.errors import ConfigError
 from medfit.explain.cam import METHODS
 from medfit.explain.gallery import explain_rows, is_study_run, key_slice_saliency, rows_of, write_saliency_gallery
+from medfit.explain.slices import slice_saliency
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,13 +25,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write the TP/FP/TN/FN gallery of the test split for the report (slice-mode study "
                              "runs: and the key-slice overlays)")
     parser.add_argument("--per-group", type=int, default=2, help="gallery cases per TP/FP/TN/FN group")
+    parser.add_argument("--slices", type=int, nargs="?", const=2, default=0, metavar="N",
+                        help="slice-set runs: a map on every sampled slice of the N test studies (default 2) most "
+                             "likely positive for --output")
+    parser.add_argument("--output", help="with --slices: the output (label or class) to explain (default: 'any' "
+                                         "when the run has it, else the last)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``medfit explain``."""
-    if not args.images and not args.manifest and not args.gallery:
-        raise ConfigError("medfit explain: give image paths, --manifest CSV, or --gallery for TP/FP/TN/FN cases of the "
-                          "test split")
+    if not args.images and not args.manifest and not args.gallery and not args.slices:
+        raise ConfigError("medfit explain: give image paths, --manifest CSV, --gallery for TP/FP/TN/FN cases of the "
+                          "test split, or --slices for the slices of slice-set studies")
+    if args.slices:
+        for rec in slice_saliency(args.run, studies=args.slices, output=args.output, method=args.method):
+            print(f"{args.run.path / rec['png']}  p({rec['output']}) = {rec['prob']:.3f}, {rec['slices']} slices")
     if args.images or args.manifest:
         rows = read_rows_csv(args.manifest) if args.manifest else rows_of(args.images)
         for rec in explain_rows(args.run, rows, args.method, args.target_layer, args.out, class_index=args.class_index):

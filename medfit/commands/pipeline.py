@@ -13,7 +13,7 @@ from medfit.evaluate.augmented import evaluate_any_label, evaluate_augmented
 from medfit.preprocess.readable import skip_unreadable
 from medfit.preprocess.study import study_rows
 from medfit.report import write_report
-from medfit.run_folder import RunFolder
+from medfit.run_folder import RunFolder, json_safe
 from medfit.train.fit import fit, is_main_process, predict_run
 from medfit.train.ood import fit_ood_gate
 
@@ -54,12 +54,14 @@ def train_run(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool =
     return run
 
 
-def evaluate_all(run: RunFolder) -> dict:
-    """Metrics of the run, plus study-level (augmented prediction) and multilabel 'any' results where they apply."""
-    cfg = run.read_config()
+def evaluate_all(run: RunFolder, cfg: ExperimentConfig | None = None) -> dict:
+    """Metrics of the run, plus study-level (augmented prediction) and multilabel 'any' results where they apply;
+    ``cfg``: evaluation settings other than the run's saved config."""
+    cfg = cfg or run.read_config()
     metrics = evaluate_run(run, cfg)
-    if cfg.volume.augmented_prediction:
-        evaluate_augmented(run)
+    if cfg.volume.augmented_prediction:  # study-level metrics at the val studies' threshold join the run's metrics
+        metrics["studies"] = json_safe(evaluate_augmented(run, cfg=cfg)["study_level"])
+        run.write_json("metrics", metrics)
     if cfg.data.task == "multilabel":
         evaluate_any_label(run)
     return metrics

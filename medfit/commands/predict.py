@@ -9,10 +9,12 @@ import numpy as np
 import pandas as pd
 
 from medfit.commands.common import add_run_argument, read_rows_csv
+from medfit.data.covariates import encode_covariates
 from medfit.data.datasets import PreparedDataset
 from medfit.data.manifest import Manifest, absolute_ref
 from medfit.errors import DataError
 from medfit.models import load_network
+from medfit.models.registry import run_covariates
 from medfit.models.export import OnnxClassifier
 from medfit.preprocess.study import input_loader
 from medfit.run_folder import write_csv
@@ -61,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
     manifest = Manifest(df, list(cfg.data.label_columns), list(cfg.data.class_names), cfg.data.task)
     model = OnnxClassifier(args.onnx) if args.onnx else load_network(args.run)
     load, studies = input_loader(cfg, df)
-    dataset = PreparedDataset(manifest, load, True, "loading", np.float16 if studies else np.float32)
+    encoder = run_covariates(args.run)  # a run trained with clinical covariates reads them from the same columns
+    covariates = encode_covariates(df, encoder, args.manifest or "the rows to predict") if encoder else None
+    dataset = PreparedDataset(manifest, load, True, "loading", np.float16 if studies else np.float32, covariates)
     gate = None if args.onnx else load_gate(args.run)
     with tap_features(model) if gate is not None else nullcontext([]) as batches:
         probs = predict_probabilities(model, dataset, manifest.target, cfg.train.batch_size)

@@ -4,6 +4,7 @@ from medfit.config.schema import (
                                    AuditConfig,
                                    AugmentConfig,
                                    ClipConfig,
+                                   CovariatesConfig,
                                    DataConfig,
                                    EvaluateConfig,
                                    ExperimentConfig,
@@ -23,7 +24,7 @@ from medfit.config.schema import (
                                    default_tune_stages,
 )
 
-__all__ = ["AugmentConfig", "AuditConfig", "ClipConfig", "DataConfig", "EvaluateConfig", "ExperimentConfig",
+__all__ = ["AugmentConfig", "AuditConfig", "ClipConfig", "CovariatesConfig", "DataConfig", "EvaluateConfig", "ExperimentConfig",
            "FusionConfig", "FusionMemberConfig", "LoraConfig", "ModelConfig", "OptimConfig", "PreprocessConfig",
            "PretrainConfig", "TrainConfig", "TuneConfig", "TuneStage", "VLMConfig", "VolumeConfig", "apply_override",
            "config_from_dict", "config_to_dict", "config_to_yaml", "default_tune_space", "default_tune_stages",

@@ -25,6 +25,8 @@ MODE_KINDS = {
     "slice_set": {"timm", "open_clip", "fusion"},  # fusion: of runs trained in this mode
     "3d": {"monai3d", "fusion"},
 }
+# Model kinds whose image network can be fused late with clinical covariates (medfit.models.covariates).
+COVARIATE_KINDS = {"timm", "open_clip"}
 # model.name values that were model kinds before model.kind existed
 FORMER_KIND_NAMES = {"fusion": "fusion", "open_clip": "open_clip", "biomedclip": "open_clip",
                      "clip_zero_shot": "clip_zero_shot"}
@@ -71,6 +73,14 @@ def check_volume_mode(cfg: ExperimentConfig) -> None:
                           f"{' or '.join(sorted(MODE_KINDS[mode]))}")
     if kind == "monai3d" and mode != "3d":
         raise ConfigError("model.kind 'monai3d' is a 3D network: set volume.mode: 3d")
+    v = cfg.volume
+    if v.aggregator != "attention" and mode != "slice_set":
+        raise ConfigError(f"volume.aggregator {v.aggregator!r}: aggregates slice embeddings in volume.mode slice_set "
+                          f"(mode is {mode!r})")
+    if v.stride and mode not in ("slice_set", "3d"):
+        raise ConfigError(f"volume.stride {v.stride}: samples slices for volume.mode slice_set or 3d (mode is {mode!r})")
+    if v.stride < 0:
+        raise ConfigError(f"volume.stride {v.stride}: give a slice step >= 1, or 0 to spread the slices over the study")
 
 
 def resolve_channels(cfg: ExperimentConfig) -> ExperimentConfig:
@@ -84,8 +94,23 @@ def resolve_channels(cfg: ExperimentConfig) -> ExperimentConfig:
     return dataclasses.replace(cfg, model=dataclasses.replace(m, in_chans=d.channels))
 
 
+def check_covariates(cfg: ExperimentConfig) -> None:
+    """Covariates need a model kind and volume mode late fusion can wrap, and each column listed once."""
+    c = cfg.covariates
+    if not (c.numeric or c.categorical):
+        return
+    both = sorted(set(c.numeric) & set(c.categorical))
+    if both or len(set(c.numeric)) < len(c.numeric) or len(set(c.categorical)) < len(c.categorical):
+        raise ConfigError(f"covariates: list each column once, as numeric or categorical (repeated: "
+                          f"{both or 'within one list'})")
+    if cfg.model.kind not in COVARIATE_KINDS or cfg.volume.mode == "3d":
+        raise ConfigError(f"covariates: late fusion takes model.kind {' or '.join(sorted(COVARIATE_KINDS))} in "
+                          f"volume.mode slice, 2.5d or slice_set (got {cfg.model.kind!r} in {cfg.volume.mode!r})")
+
+
 def check_experiment(cfg: ExperimentConfig) -> ExperimentConfig:
     """All cross-section checks of an experiment config; returns it with derived values filled in."""
     check_model_keys(cfg.model)
     check_volume_mode(cfg)
+    check_covariates(cfg)
     return resolve_channels(cfg)

@@ -329,7 +329,22 @@ class VolumeConfig:
     augmented_prediction: bool = False  # slice mode: predict key +- k and combine per study
     combine: Literal["mean_prob", "max", "mean_logit"] = "mean_prob"
     slices: int = 0  # slice_set / 3d: resample the slice axis to this many slices (0: image_size)
-    mil_hidden: int = 128  # slice_set: width of the gated-attention layer
+    stride: int = 0  # slice_set / 3d: >0 takes `slices` slices this many apart around the middle slice (the slice
+    # count after the recipe's volume ops, e.g. sagittal after ct-sagittal); 0 spreads them over the whole study
+    aggregator: Literal["attention", "gru", "transformer"] = "attention"  # slice_set: gated-attention MIL (unordered),
+    # or a bidirectional GRU / small transformer over the slice embeddings in slice order (medfit.models.sequence)
+    mil_hidden: int = 128  # slice_set: width of the aggregator (attention layer, GRU state, transformer model)
+
+
+@dataclass(frozen=True)
+class CovariatesConfig:
+    """Clinical covariates beside the image (medfit.data.covariates): manifest columns encoded on the training rows
+    and fused late with the image embedding (concatenation + a small MLP, medfit.models.covariates)."""
+
+    numeric: list[str] = field(default_factory=list)  # e.g. [age, bmd_t_score]: standardised with the train mean/sd
+    categorical: list[str] = field(default_factory=list)  # e.g. [sex, level]: one-hot over the train categories
+    hidden: int = 64  # width of the fusion MLP's hidden layer
+    dropout: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -349,3 +364,4 @@ class ExperimentConfig:
     tune: TuneConfig = field(default_factory=TuneConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     volume: VolumeConfig = field(default_factory=VolumeConfig)
+    covariates: CovariatesConfig = field(default_factory=CovariatesConfig)

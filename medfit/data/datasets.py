@@ -12,10 +12,11 @@ from medfit.data.manifest import Manifest
 
 
 class PreparedDataset(Dataset):
-    """Every row of a manifest turned into a model input by ``load(row)`` once, held in memory, with its label."""
+    """Every row of a manifest turned into a model input by ``load(row)`` once, held in memory, with its label;
+    with encoded ``covariates`` (N, F) an item's input is the pair (image, covariates)."""
 
     def __init__(self, manifest: Manifest, load: Callable[[object], np.ndarray], progress: bool = True,
-                 desc: str = "loading", dtype=np.float32):
+                 desc: str = "loading", dtype=np.float32, covariates: np.ndarray | None = None):
         self.manifest = manifest
         rows = [row for _, row in manifest.df.iterrows()]
         first = load(rows[0]) if rows else np.zeros((1, 1, 1), np.float32)
@@ -24,12 +25,14 @@ class PreparedDataset(Dataset):
             images[i] = first if i == 0 else load(row)
         self.images = torch.from_numpy(images)
         self.labels = manifest.target.label_tensor(manifest.labels())
+        self.covariates = None if covariates is None else torch.as_tensor(covariates, dtype=torch.float32)
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, i: int):
-        return self.images[i].float(), self.labels[i], i
+        image = self.images[i].float()
+        return (image if self.covariates is None else (image, self.covariates[i])), self.labels[i], i
 
 
 class EpochSeededSampler(Sampler[int]):

@@ -9,6 +9,7 @@ from sklearn.metrics import roc_auc_score
 
 from medfit.errors import DataError
 from medfit.evaluate.stats import delong_test
+from medfit.evaluate.studies import internal_sites, study_level_metrics
 from medfit.run_folder import RunFolder
 
 RULES = ("mean_prob", "max", "mean_logit")
@@ -78,7 +79,8 @@ def study_predictions(pred: pd.DataFrame, label: str, rule: str = "mean_prob", p
         key = g[g[offset] == 0]
         if key.empty:
             raise DataError(f"study {sid}: no key-slice row (offset 0) in the predictions")
-        rows.append({study: sid, "split": g["split"].iloc[0] if "split" in g else "", label: int(key[label].iloc[0]),
+        rows.append({study: sid, "split": g["split"].iloc[0] if "split" in g else "",
+                     **{c: g[c].iloc[0] for c in ("patient_id", "site") if c in g}, label: int(key[label].iloc[0]),
                      "single": float(key[prob].iloc[0]), "combined": combine_probabilities(g[prob].to_numpy(), rule),
                      "slices": len(g)})
     return pd.DataFrame(rows)
@@ -105,16 +107,18 @@ def augmented_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def evaluate_augmented(run: RunFolder, rule: str | None = None) -> dict:
+def evaluate_augmented(run: RunFolder, rule: str | None = None, cfg=None) -> dict:
     """Write the run's augmented-prediction results, table and study predictions (binary task, slice mode with
-    neighbours)."""
-    cfg = run.read_config()
+    neighbours); ``cfg``: evaluation settings other than the run's saved config."""
+    cfg = cfg or run.read_config()
     rule = rule or cfg.volume.combine
     label = cfg.data.label_columns[0]
     studies = study_predictions(run.read_predictions(), label, rule)
     results = {"rule": rule, "neighbours": cfg.volume.neighbours, "splits": {}}
     for split, part in studies.groupby("split", sort=False):
         results["splits"][split] = augmented_comparison(part, label)
+    results["study_level"] = study_level_metrics(studies, label, cfg.evaluate, internal_sites(run.read_manifest()),
+                                                 rule, cfg.seed)
     run.write_csv("study_predictions", studies)
     run.write_json("augmented", results)
     run.write_text("augmented_table", augmented_table(results) + "\n")

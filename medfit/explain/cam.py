@@ -22,18 +22,50 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model
 
 
+def _is_token_transformer(module: nn.Module) -> bool:
+    return hasattr(module, "patch_embed") and hasattr(module, "blocks")
+
+
+def vit_trunk(model: nn.Module) -> nn.Module | None:
+    """The token transformer (timm ViT/DeiT/EVA style) of a model: the model itself, or the one inside peft / medfit
+    wrappers such as the CLIP image classifier (``visual.trunk``); None for CNNs."""
+    inner = _unwrap(model)
+    if _is_token_transformer(inner):
+        return inner
+    return next((m for m in model.modules() if _is_token_transformer(m)), None)
+
+
 def is_vit(model: nn.Module) -> bool:
-    """True for token-based transformers with a patch embedding (timm ViT/DeiT/EVA style)."""
-    inner = _unwrap(model)
-    return hasattr(inner, "patch_embed") and hasattr(inner, "blocks")
+    """True for token-based transformers with a patch embedding, bare or wrapped (LoRA, CLIP image tower)."""
+    return vit_trunk(model) is not None
 
 
-def vit_reshape_transform(model: nn.Module, input_size: tuple[int, int]):
-    """A grad-cam reshape transform: (B, prefix + h*w, C) tokens -> (B, C, h, w), dropping class/register tokens."""
-    inner = _unwrap(model)
-    prefix = int(getattr(inner, "num_prefix_tokens", 1))
-    grid = getattr(inner.patch_embed, "dynamic_feat_size", None)
-    h, w = grid(input_size) if callable(grid) else inner.patch_embed.grid_size
+def token_grid(model: nn.Module, images: torch.Tensor) -> tuple[int, int]:
+    """The (h, w) patch grid the trunk sees for ``images``: measured at its patch embedding in one forward pass, since
+    a wrapper may resize the input first (the CLIP classifier resizes to its tower's size)."""
+    trunk = vit_trunk(model)
+    seen: list[tuple[int, int]] = []
+    handle = trunk.patch_embed.register_forward_pre_hook(lambda mod, args: seen.append(tuple(args[0].shape[-2:])))
+    try:
+        with torch.no_grad():
+            model.eval()(images[:1])
+    finally:
+        handle.remove()
+    grid = getattr(trunk.patch_embed, "dynamic_feat_size", None)
+    return tuple(grid(seen[0])) if callable(grid) else tuple(trunk.patch_embed.grid_size)
+
+
+def vit_reshape_transform(model: nn.Module, images: torch.Tensor | tuple[int, int]):
+    """A grad-cam reshape transform: (B, prefix + h*w, C) tokens -> (B, C, h, w), dropping class/register tokens.
+
+    ``images``: an example batch (the grid is measured), or the input (H, W) of a bare timm ViT."""
+    trunk = vit_trunk(model)
+    prefix = int(getattr(trunk, "num_prefix_tokens", 1))
+    if isinstance(images, torch.Tensor):
+        h, w = token_grid(model, images)
+    else:
+        grid = getattr(trunk.patch_embed, "dynamic_feat_size", None)
+        h, w = grid(tuple(images)) if callable(grid) else trunk.patch_embed.grid_size
 
     def transform(tokens: torch.Tensor) -> torch.Tensor:
         patches = tokens[:, prefix:, :]
@@ -93,7 +125,7 @@ def compute_cam(model: nn.Module, images: torch.Tensor, method: str = "gradcam",
     model = model.eval()
     name = target_layer or find_target_layer(model, images)
     layer = get_module(model, name)
-    reshape = vit_reshape_transform(model, tuple(images.shape[-2:])) if is_vit(model) else None
+    reshape = vit_reshape_transform(model, images) if is_vit(model) else None
     with torch.no_grad():
         logits = model(images)
     if class_index is not None:

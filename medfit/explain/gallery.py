@@ -9,12 +9,15 @@ import numpy as np
 import pandas as pd
 import torch
 
+from medfit.data.covariates import covariate_columns, encode_covariates
 from medfit.data.rows import row_keys
 from medfit.errors import DataError
 from medfit.explain.cam import compute_cam
 from medfit.explain.overlay import probability_caption, write_overlay
 from medfit.explain.rollout import attention_rollout
 from medfit.models import load_network
+from medfit.models.covariates import BoundCovariates
+from medfit.models.registry import run_covariates
 from medfit.preprocess.study import input_loader
 from medfit.run_folder import RunFolder
 from medfit.task import Task
@@ -26,6 +29,15 @@ def saliency_maps(model: torch.nn.Module, images: torch.Tensor, method: str = "g
     if method == "rollout":
         return attention_rollout(model, images)
     return compute_cam(model, images, method, target_layer, class_index)
+
+
+def model_for_rows(model: torch.nn.Module, run: RunFolder, rows: pd.DataFrame) -> torch.nn.Module:
+    """The network as a function of the images of ``rows``: a covariate run gets those rows' covariates bound."""
+    encoder = run_covariates(run)
+    if not encoder:
+        return model
+    where = "the rows to explain (this run uses clinical covariates: explain its manifest rows, e.g. --gallery)"
+    return BoundCovariates(model, torch.from_numpy(encode_covariates(rows, encoder, where))).eval()
 
 
 def _safe_name(ref: str) -> str:
@@ -42,12 +54,12 @@ def rows_of(refs: list[str]) -> pd.DataFrame:
 
 def explain_rows(run: RunFolder, rows: pd.DataFrame, method: str = "gradcam", target_layer: str | None = None,
                  out_dir: str | Path | None = None, labels: list | None = None, class_index: int | None = None,
-                 batch_size: int = 16) -> list[dict]:
-    """Overlays for manifest rows (slice, mask and ROI columns honoured) with the run's best checkpoint; one record
-    per row (image, prob, class, png)."""
+                 batch_size: int = 16, model: torch.nn.Module | None = None) -> list[dict]:
+    """Overlays for manifest rows (slice, mask and ROI columns honoured) with the run's best checkpoint (or ``model``,
+    the run's network already loaded); one record per row (image, prob, class, png)."""
     cfg = run.read_config()
     task = Task.of(cfg.data)
-    model = load_network(run)
+    model = model if model is not None else load_network(run)
     load, _ = input_loader(cfg, rows)
     out_dir = Path(out_dir) if out_dir else run.explain
     names = list(task.class_names) or ["0", "1"]
@@ -56,9 +68,10 @@ def explain_rows(run: RunFolder, rows: pd.DataFrame, method: str = "gradcam", ta
     for start in range(0, len(rows), batch_size):
         chunk = rows.iloc[start:start + batch_size]
         images = torch.from_numpy(np.stack([load(r) for _, r in chunk.iterrows()])).float()
+        net = model_for_rows(model, run, chunk)
         with torch.no_grad():
-            probs = task.probabilities(model(images)).numpy()
-        maps = saliency_maps(model, images, method, target_layer, class_index)
+            probs = task.probabilities(net(images)).numpy()
+        maps = saliency_maps(net, images, method, target_layer, class_index)
         for i, (_, row) in enumerate(chunk.iterrows()):
             k = 0 if probs.shape[1] == 1 else (class_index if class_index is not None else int(probs[i].argmax()))
             cls = names[-1] if probs.shape[1] == 1 else (names[k] if k < len(names) else str(k))
@@ -66,7 +79,9 @@ def explain_rows(run: RunFolder, rows: pd.DataFrame, method: str = "gradcam", ta
             name = _safe_name(str(row["image"])) + (f"_s{int(row['slice_index'])}" if pd.notna(row.get("slice_index")) else "")
             png = write_overlay(out_dir / f"{start + i:03d}_{name}_{method}.png", images[i].numpy(), maps[i],
                                 probability_caption(prob, cls, label))
-            records.append({"image": str(row["image"]), "prob": prob, "class": cls, "png": str(png), "method": method})
+            where = {c: row[c] for c in ("study_id", "slice_index", "offset") if c in row and pd.notna(row[c])}
+            records.append({"image": str(row["image"]), **where, "prob": prob, "class": cls, "png": str(png),
+                            "method": method})
     return records
 
 
@@ -93,7 +108,8 @@ def case_groups(pred: pd.DataFrame, label: str, threshold: float, per_group: int
 def _with_row_inputs(run: RunFolder, pred: pd.DataFrame) -> pd.DataFrame:
     """Prediction rows with the manifest's study columns (mask, ROI label), matched row by row (``row_keys``)."""
     manifest = run.read_manifest()
-    extra = [c for c in ("mask", "roi_label") if c in manifest and c not in pred]
+    wanted = ["mask", "roi_label", *covariate_columns(run.read_config().covariates)]
+    extra = [c for c in wanted if c in manifest and c not in pred]
     if not extra:
         return pred
     keys = row_keys(pred, manifest)
@@ -112,11 +128,12 @@ def write_saliency_gallery(run: RunFolder, split: str = "test", per_group: int =
     pred = _with_row_inputs(run, pred[pred["split"] == split])
     label, names = cfg.data.label_columns[0], list(cfg.data.class_names) or ["0", "1"]
     entries = []
+    model = load_network(run)
     for group, part in case_groups(pred, label, threshold, per_group).items():
         if part.empty:
             continue
         recs = explain_rows(run, part, method, target_layer, run.saliency / group,
-                            labels=[names[int(v)] for v in part[label]])
+                            labels=[names[int(v)] for v in part[label]], model=model)
         entries += [{**r, "group": group, "png": str(Path(r["png"]).relative_to(run.path))} for r in recs]
     return run.write_json("gallery", {"split": split, "threshold": threshold, "method": method, "cases": entries})
 
@@ -144,7 +161,7 @@ def key_slice_saliency(run: RunFolder, split: str = "test", cases: int = 4, meth
     model = load_network(run)
     load, _ = input_loader(cfg, rows)
     images = torch.from_numpy(np.stack([load(r) for _, r in rows.iterrows()])).float()
-    maps = saliency_maps(model, images, method, target_layer)
+    maps = saliency_maps(model_for_rows(model, run, rows), images, method, target_layer)
     names, label = list(cfg.data.class_names), cfg.data.label_columns[0]
     paths = []
     for i, (_, r) in enumerate(rows.iterrows()):

@@ -24,7 +24,7 @@ def feature_map_sizes(model: nn.Module, example: torch.Tensor, names: list[str] 
     """(h, w) of the spatial output of each named layer (default: every layer with one), from forward hooks on one
     forward pass; a ViT block's (B, tokens, C) output is given as its patch grid."""
     modules = {n: get_module(model, n) for n in names} if names else dict(model.named_modules())
-    reshape = vit_reshape_transform(model, tuple(example.shape[-2:])) if is_vit(model) else None
+    reshape = vit_reshape_transform(model, example) if is_vit(model) else None
     sizes: dict[str, tuple] = {}
 
     def hook(name):

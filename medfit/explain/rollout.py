@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from medfit.errors import ConfigError
-from medfit.explain.cam import _unwrap
+from medfit.explain.cam import token_grid, vit_trunk
 
 
 @contextmanager
@@ -56,16 +56,15 @@ def rollout_from_attentions(attentions: list[np.ndarray], head_fusion: str = "me
 
 def attention_rollout(model: nn.Module, images: torch.Tensor, head_fusion: str = "mean") -> np.ndarray:
     """Maps (B, H, W) in [0, 1] at input size: the class token's rolled-out attention to the patches."""
-    inner = _unwrap(model)
-    if not hasattr(inner, "patch_embed"):
+    inner = vit_trunk(model)
+    if inner is None:
         raise ConfigError("attention rollout needs a ViT (a model with patch_embed and attention blocks); use gradcam")
     atts = [a.float().numpy() for a in attention_maps(model, images)]
     if not atts:
         raise ConfigError("no attention weights captured; is this a timm ViT?")
     roll = rollout_from_attentions(atts, head_fusion)
     prefix = int(getattr(inner, "num_prefix_tokens", 1))
-    h, w = inner.patch_embed.grid_size if images.shape[-1] == inner.patch_embed.img_size[-1] else \
-        inner.patch_embed.dynamic_feat_size(tuple(images.shape[-2:]))
+    h, w = token_grid(model, images)  # the trunk's own grid (a CLIP classifier resizes its input first)
     # with a class token, its row says where the prediction reads from; without one, average every token's row
     row = roll[:, 0, prefix:] if prefix else roll[:, :, :].mean(axis=1)
     maps = torch.from_numpy(row.reshape(len(images), 1, h, w)).float()

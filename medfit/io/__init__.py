@@ -17,6 +17,7 @@ from medfit.io.images import is_image_file, read_image_file
 from medfit.io.medmnist import is_npz_ref, make_npz_ref, parse_npz_ref, read_npz_entry
 from medfit.io.nifti import read_mask as read_label_mask
 from medfit.io.nifti import read_nifti
+from medfit.io.recent import recent_volume
 from medfit.io.volume import Volume
 
 __all__ = ["read_image", "read_volume", "read_mask", "require_finite", "is_volume_ref", "make_npz_ref", "parse_npz_ref",
@@ -46,8 +47,13 @@ def is_volume_ref(ref: str) -> bool:
 
 
 def read_volume(ref: str, **options):
-    """Read a NIfTI file or a DICOM series folder (or a multi-frame DICOM file) as a ``Volume``."""
+    """Read a NIfTI file or a DICOM series folder (or a multi-frame DICOM file) as a ``Volume`` (the last few volumes
+    read are remembered in this process: medfit.io.recent)."""
     path, _ = _split_slice(str(ref))
+    return recent_volume(path, options, lambda: _read_volume(path, **options))
+
+
+def _read_volume(path: str, **options):
     if _is_nifti(path):
         return read_nifti(path)
     if Path(path).is_dir():

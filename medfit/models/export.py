@@ -10,24 +10,35 @@ from torch import nn
 
 from medfit.errors import WeightsError
 from medfit.models.finetune import merge_lora
-from medfit.models.registry import load_network
+from medfit.data.covariates import covariate_width
+from medfit.models.registry import load_network, run_covariates
 from medfit.run_folder import RunFolder, write_json
 
 PARITY_TOLERANCE = 1e-4
 
 
-def export_onnx(model: nn.Module, path: str | Path, in_chans: int, image_size: int, opset: int = 17) -> Path:
-    """Write ``model`` (LoRA folded in) as ONNX with input ``image`` (B, C, H, W) and output ``logits``, dynamic batch."""
+def export_inputs(in_chans: int, image_size: int, covariates: int = 0, batch: int = 2,
+                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
+    """Example inputs of an exported network: the image batch, and the encoded covariates when it takes them."""
+    image = torch.rand(batch, in_chans, image_size, image_size, generator=generator)
+    return (image, torch.randn(batch, covariates, generator=generator)) if covariates else (image,)
+
+
+def export_onnx(model: nn.Module, path: str | Path, in_chans: int, image_size: int, opset: int = 17,
+                covariates: int = 0) -> Path:
+    """Write ``model`` (LoRA folded in) as ONNX with input ``image`` (B, C, H, W) (and ``covariates`` (B, F) for a
+    covariate model) and output ``logits``, dynamic batch."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = merge_lora(model).eval()
-    example = torch.rand(2, in_chans, image_size, image_size)
+    example = export_inputs(in_chans, image_size, covariates)
+    names = ["image", "covariates"][: len(example)]
     with warnings.catch_warnings():
         # The TorchScript exporter takes ~1 s where the dynamo one takes ~20 s on CPU for the same graph.
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (example,), str(path), input_names=["image"], output_names=["logits"],
-                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset,
-                          dynamo=False)
+        torch.onnx.export(model, example, str(path), input_names=names, output_names=["logits"],
+                          dynamic_axes={**{n: {0: "batch"} for n in names}, "logits": {0: "batch"}},
+                          opset_version=opset, dynamo=False)
     return path
 
 
@@ -45,17 +56,21 @@ class OnnxClassifier(nn.Module):
         options.intra_op_num_threads = torch.get_num_threads()
         self.path = path
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.input_name = self.input_names[0]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.session.run(None, {self.input_name: x.detach().cpu().float().numpy()})[0]
-        return torch.from_numpy(np.asarray(out))
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        if len(inputs) != len(self.input_names):
+            raise WeightsError(f"{self.path}: the ONNX model takes {', '.join(self.input_names)}; got {len(inputs)} "
+                               "input(s) (a covariate model needs the rows' covariate columns)")
+        feed = {n: x.detach().cpu().float().numpy() for n, x in zip(self.input_names, inputs)}
+        return torch.from_numpy(np.asarray(self.session.run(None, feed)[0]))
 
 
 @torch.no_grad()
-def onnx_max_abs_difference(model: nn.Module, path: str | Path, x: torch.Tensor) -> float:
-    """Largest absolute difference between PyTorch and onnxruntime logits on ``x``."""
-    return float((merge_lora(model).eval()(x) - OnnxClassifier(path)(x)).abs().max())
+def onnx_max_abs_difference(model: nn.Module, path: str | Path, *inputs: torch.Tensor) -> float:
+    """Largest absolute difference between PyTorch and onnxruntime logits on the same inputs."""
+    return float((merge_lora(model).eval()(*inputs) - OnnxClassifier(path)(*inputs)).abs().max())
 
 
 def export_run(run: RunFolder, out: str | Path | None = None, which: str = "best", seed: int = 0) -> dict:
@@ -65,12 +80,16 @@ def export_run(run: RunFolder, out: str | Path | None = None, which: str = "best
     """
     cfg = run.read_config()
     model = merge_lora(load_network(run, which))
-    path = export_onnx(model, out or run.file("onnx"), cfg.data.channels, cfg.data.image_size)
-    x = torch.rand(4, cfg.data.channels, cfg.data.image_size, cfg.data.image_size,
-                   generator=torch.Generator().manual_seed(seed))
-    diff = onnx_max_abs_difference(model, path, x)
+    encoder = run_covariates(run)
+    width = covariate_width(encoder)
+    path = export_onnx(model, out or run.file("onnx"), cfg.data.channels, cfg.data.image_size, covariates=width)
+    inputs = export_inputs(cfg.data.channels, cfg.data.image_size, width, 4, torch.Generator().manual_seed(seed))
+    diff = onnx_max_abs_difference(model, path, *inputs)
     info = {"onnx": str(path), "checkpoint": run.checkpoint(which).name, "max_abs_difference": diff,
             "tolerance": PARITY_TOLERANCE, "input": [None, cfg.data.channels, cfg.data.image_size, cfg.data.image_size]}
+    if width:
+        info["covariates"] = {"input": [None, width], "features": encoder["features"],
+                              "encoding": "medfit.data.covariates.encode_covariates with the encoder saved in the run"}
     if diff > PARITY_TOLERANCE:
         raise WeightsError(f"{path}: onnxruntime logits differ from PyTorch by {diff:.2e} (> {PARITY_TOLERANCE}); "
                            f"the export is not faithful, do not deploy it")

@@ -108,9 +108,14 @@ def _freeze_batchnorm(model: nn.Module, keep: list[str]) -> nn.Module:
 
 
 def merge_lora(model: nn.Module) -> nn.Module:
-    """The plain network with LoRA folded into its weights (returns non-peft models unchanged)."""
+    """The plain network with LoRA folded into its weights, also inside wrappers (MIL encoder, covariate fusion);
+    models without LoRA come back unchanged."""
     if isinstance(model, PeftModel):
         return model.merge_and_unload()
+    for name, child in list(model.named_children()):
+        merged = merge_lora(child)
+        if merged is not child:
+            setattr(model, name, merged)
     return model
 
 

@@ -13,14 +13,17 @@ from torch import nn
 
 from medfit.config import ExperimentConfig, FusionMemberConfig, ModelConfig
 from medfit.config.kinds import KIND_KEYS
+from medfit.data.covariates import covariate_width
 from medfit.errors import ConfigError, WeightsError
 from medfit.models.backbones import create_backbone
 from medfit.models.cbam import insert_cbam
 from medfit.models.checkpoint import network_state, read_checkpoint
 from medfit.models.clip import ClipImageClassifier, build_clip_classifier
+from medfit.models.covariates import CovariateFusion
 from medfit.models.finetune import apply_finetune, freeze, merge_lora
 from medfit.models.fusion import FusionEnsemble
 from medfit.models.normalise import apply_normalisation, is_normalisation_key
+from medfit.models.sequence import SliceSequence
 from medfit.models.vlm import load_vlm_run
 from medfit.models.volume_models import GatedAttentionMIL, build_3d
 from medfit.models.zeroshot import build_zero_shot_skeleton
@@ -95,7 +98,7 @@ def build_model(cfg: ModelConfig, num_outputs: int, load_pretrained: bool = True
 
 def strip_head(model: nn.Module) -> int:
     """Turn a classifier into a pooled-feature extractor in place; returns the feature width."""
-    if isinstance(model, (GatedAttentionMIL, ClipImageClassifier)):
+    if isinstance(model, (GatedAttentionMIL, SliceSequence, ClipImageClassifier)):
         width = model.head.in_features
         model.head = nn.Identity()
         return int(width)
@@ -105,27 +108,53 @@ def strip_head(model: nn.Module) -> int:
     raise ConfigError(f"{type(model).__name__}: cannot be used as a feature extractor (no known head)")
 
 
-def build_mil(cfg: ModelConfig, num_outputs: int, hidden: int, load_pretrained: bool = True) -> nn.Module:
-    """Slice-set MIL: the 2D kind's network, headless and fine-tuned as configured, shared over slices."""
+def build_mil(cfg: ModelConfig, num_outputs: int, hidden: int, load_pretrained: bool = True,
+              aggregator: str = "attention") -> nn.Module:
+    """Slice sets: the 2D kind's network, headless and fine-tuned as configured, shared over slices, under
+    gated-attention MIL (unordered) or an ordered GRU / transformer aggregator."""
     kind = KINDS[cfg.kind]
     encoder = kind.create(cfg, num_outputs, load_pretrained)
     width = strip_head(encoder)
     encoder = adapt(encoder, cfg) if kind.adapts else encoder
+    if aggregator != "attention":
+        return SliceSequence(encoder, width, num_outputs, aggregator, hidden)
     return GatedAttentionMIL(encoder, width, num_outputs, hidden)
 
 
-def build_network(cfg: ExperimentConfig, num_outputs: int, load_pretrained: bool = True) -> nn.Module:
-    """The network of an experiment: ``model.kind`` in the input shape of ``volume.mode`` (logits out)."""
+def build_network(cfg: ExperimentConfig, num_outputs: int, load_pretrained: bool = True,
+                  covariates: int = 0) -> nn.Module:
+    """The network of an experiment: ``model.kind`` in the input shape of ``volume.mode`` (logits out); with
+    ``covariates`` > 0 encoded covariate features, the headless network fused late with them."""
     v, m = cfg.volume, cfg.model
+    if covariates:
+        return build_covariate_fusion(cfg, num_outputs, covariates, load_pretrained)
     if m.kind == "fusion":  # members bring their own input handling (run members: their volume mode)
         return adapt(build_fusion(m, num_outputs, load_pretrained, v), m)
     if v.mode == "2.5d":
         return build_model(dataclasses.replace(m, in_chans=2 * v.neighbours + 1), num_outputs, load_pretrained)
     if v.mode == "slice_set":
-        return build_mil(dataclasses.replace(m, in_chans=1), num_outputs, v.mil_hidden, load_pretrained)
+        return build_mil(dataclasses.replace(m, in_chans=1), num_outputs, v.mil_hidden, load_pretrained, v.aggregator)
     if v.mode == "3d":
         return build_model(dataclasses.replace(m, in_chans=1), num_outputs, load_pretrained)
     return build_model(m, num_outputs, load_pretrained)
+
+
+def build_covariate_fusion(cfg: ExperimentConfig, num_outputs: int, covariates: int,
+                           load_pretrained: bool = True) -> CovariateFusion:
+    """The image network of ``cfg`` without its head (fine-tuned as configured) under the covariate fusion MLP."""
+    v, m = cfg.volume, cfg.model  # kinds and modes checked when the config loads (config.kinds.check_covariates)
+    if v.mode == "slice_set":
+        image = build_mil(dataclasses.replace(m, in_chans=1), num_outputs, v.mil_hidden, load_pretrained,
+                          v.aggregator)
+        width = strip_head(image)
+    else:
+        kind = KINDS[m.kind]
+        m = dataclasses.replace(m, in_chans=2 * v.neighbours + 1) if v.mode == "2.5d" else m
+        image = kind.create(m, num_outputs, load_pretrained)
+        width = strip_head(image)
+        image = adapt(image, m)
+    c = cfg.covariates
+    return CovariateFusion(image, width, covariates, num_outputs, c.hidden, c.dropout)
 
 
 def build_fusion(cfg: ModelConfig, num_outputs: int, load_pretrained: bool = True, volume=None) -> FusionEnsemble:
@@ -169,9 +198,14 @@ def _check_member_input(where: str, member_cfg: ExperimentConfig, cfg: ModelConf
                           f"model.in_chans is {cfg.in_chans}")
 
 
-def _network_of(cfg: ExperimentConfig) -> nn.Module:
+def _network_of(cfg: ExperimentConfig, covariates: int = 0) -> nn.Module:
     """A run config's network with no weights read (a checkpoint is loaded next)."""
-    return build_network(cfg, Task.of(cfg.data).num_outputs, load_pretrained=False)
+    return build_network(cfg, Task.of(cfg.data).num_outputs, load_pretrained=False, covariates=covariates)
+
+
+def run_covariates(run: RunFolder) -> dict | None:
+    """The covariate encoder a run was trained with (None for an image-only run)."""
+    return run.read_json_or("covariates")
 
 
 def load_network(run: RunFolder, which: str = "best") -> nn.Module:
@@ -180,7 +214,7 @@ def load_network(run: RunFolder, which: str = "best") -> nn.Module:
     if cfg.model.kind == "vlm":
         return load_vlm_run(run, which)
     state = network_state(read_checkpoint(run.checkpoint(which)), run.checkpoint(which))
-    model = _network_of(cfg)
+    model = _network_of(cfg, covariate_width(run_covariates(run)))
     missing, unexpected = model.load_state_dict(state, strict=False)
     # runs trained before medfit normalised inputs have no such buffers: identity, as they were trained
     missing = [k for k in missing if not is_normalisation_key(k)]

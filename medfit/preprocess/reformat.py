@@ -46,10 +46,11 @@ def reformat(volume: Volume, plane: str = "sagittal", spacing: float | None = No
 
 
 def central_slice_indices(num_slices: int, n: int, step: int = 1) -> list[int]:
-    """``n`` slice indices centred on the middle slice, ``step`` apart, clipped to the volume (e.g. 25 for training)."""
-    if n <= 0:
-        raise DataError(f"slices: need n >= 1, got {n}")
-    centre = num_slices // 2
-    start = centre - (n // 2) * step
-    idx = [start + i * step for i in range(n)]
-    return sorted({min(max(i, 0), num_slices - 1) for i in idx})
+    """``n`` slice indices centred on the middle slice, ``step`` apart (e.g. 25 for training); a window wider than
+    the volume is clipped to it, the edge slices repeating, so that there are always ``n`` (a model input's depth)."""
+    if n <= 0 or step <= 0:
+        raise DataError(f"slices: need n >= 1 and a step >= 1, got n {n}, step {step}")
+    if num_slices <= 0:
+        raise DataError("slices: the study has no slice to sample")
+    start = num_slices // 2 - (n // 2) * step
+    return [min(max(start + i * step, 0), num_slices - 1) for i in range(n)]

@@ -17,6 +17,7 @@ from medfit.data.studies import key_slices, n_slices, read_study, study_label, s
 from medfit.io.medmnist import is_npz_ref
 from medfit.preprocess.prepared import load_prepared, prepared_geometry
 from medfit.preprocess.recipe import Recipe
+from medfit.preprocess.sampling import sampled_slices
 
 
 def unit_range(arr: np.ndarray) -> np.ndarray:
@@ -82,13 +83,12 @@ class StudyReader:
         if v.mode == "2.5d":
             return self.slices(row, key_slices(row, v, self.geometry)[1])
         depth = v.slices or self.recipe.image_size
-        if v.mode == "slice_set":  # only the slices picked are prepared
+        if v.mode == "slice_set" or v.stride:  # only the slices picked are prepared, in the recipe's geometry
             every = None if is_npz_ref(row.image) else self.study_slices(row)
             count = len(every) if every is not None else n_slices(row.image)
-            pick = np.linspace(0, count - 1, depth).round().astype(int)
-            if every is None:
-                return self.slices(row, None)[pick][:, None]
-            return self.slices(row, [every[i] for i in pick])[:, None]
+            pick = sampled_slices(count, depth, v.stride)  # evenly spread, or volume.stride apart around the middle
+            stack = self.slices(row, pick if every is None else [every[i] for i in pick])
+            return stack[:, None] if v.mode == "slice_set" else stack[None]
         return resample_depth(self.slices(row, None), depth)[None]
 
 

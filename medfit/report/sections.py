@@ -15,8 +15,10 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 
 from medfit.evaluate.stats import roc_ci_band  # noqa: E402
 from medfit.report.audit_section import audit_section  # noqa: E402
+from medfit.report.covariates import covariates_section  # noqa: E402
 from medfit.report.ood_section import ood_section  # noqa: E402
 from medfit.report.page import figure_to_data_uri, fmt, img_tag  # noqa: E402
+from medfit.report.studies import study_section  # noqa: E402
 from medfit.report.weights import warnings_block, weights_section  # noqa: E402
 from medfit.run_folder import RunFolder  # noqa: E402
 
@@ -193,9 +195,11 @@ def extra_sections(run: RunFolder, cfg, metrics: dict, pred: pd.DataFrame) -> li
             sites, protocol = saved.get("rows", sites), saved.get("protocol", "")
         if sites:
             parts += ["<h2>Per site (threshold carried from validation)</h2>", site_table_html(sites, protocol)]
+        parts.append(study_section(run))
         parts += ["<h2>Saliency gallery</h2>", saliency_gallery(run)]
     elif metrics.get("task") == "multiclass":
         parts += ["<h2>Per class</h2>", multiclass_section(metrics)]
+    parts.append(covariates_section(run, cfg))
     parts += ["<h2>Trainable parameters</h2>", parameters_section(metrics, model_title(cfg), fine_tuning(cfg)),
               weights_section(metrics)]
     parts.append(site_counts(run.file("manifest"), cfg.data.label_columns[0], list(cfg.data.class_names)))

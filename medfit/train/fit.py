@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader
 
 from medfit.config import ExperimentConfig
+from medfit.data.covariates import covariate_width, fit_covariates
 from medfit.data.datasets import EpochSeededSampler, PreparedDataset, balanced_sample_weights
 from medfit.data.manifest import Manifest
 from medfit.models import build_network, count_parameters
@@ -34,6 +35,7 @@ class FitResult:
     model: torch.nn.Module
     info: dict
     datasets: dict[str, PreparedDataset] = field(default_factory=dict)
+    covariates: dict | None = None  # the covariate encoder fitted on the training rows (saved in the run)
 
 
 def seed_everything(seed: int) -> None:
@@ -58,6 +60,14 @@ def make_loader(dataset: PreparedDataset, cfg: ExperimentConfig, train: bool) ->
                       persistent_workers=cfg.data.num_workers > 0)
 
 
+def fit_run_covariates(cfg: ExperimentConfig, run: RunFolder, manifest: Manifest) -> dict | None:
+    """The covariate encoder fitted on the training rows, written into the run (None without covariates)."""
+    encoder = fit_covariates(manifest.split("train").df, cfg.covariates, f"{cfg.data.root} (train rows)")
+    if encoder is not None and is_main_process():
+        run.write_json("covariates", encoder)
+    return encoder
+
+
 def fit(cfg: ExperimentConfig, run: RunFolder, manifest: Manifest, resume: bool = False,
         callbacks: list | None = None) -> FitResult | None:
     """Train on the manifest's train split, validate on val, keep the best weights; None in non-zero ranks."""
@@ -66,11 +76,12 @@ def fit(cfg: ExperimentConfig, run: RunFolder, manifest: Manifest, resume: bool 
     seed_everything(cfg.seed)
     t0 = time.perf_counter()
     show = cfg.train.progress_bar
-    datasets = {s: dataset_for(manifest.split(s), cfg, show, f"loading {s}") for s in ("train", "val")}
+    covariates = fit_run_covariates(cfg, run, manifest)
+    datasets = {s: dataset_for(manifest.split(s), cfg, show, f"loading {s}", covariates) for s in ("train", "val")}
     load_seconds = time.perf_counter() - t0
 
     task = manifest.target
-    model = build_network(cfg, task.num_outputs)
+    model = build_network(cfg, task.num_outputs, covariates=covariate_width(covariates))
     pretrained = load_report(model)
     warnings = weights_warnings(cfg, pretrained)
     trainable, total = count_parameters(model)
@@ -101,11 +112,11 @@ def fit(cfg: ExperimentConfig, run: RunFolder, manifest: Manifest, resume: bool 
     if warnings:
         info["warnings"] = warnings
     run.write_json("train_info", info)
-    return FitResult(module.model, info, datasets)
+    return FitResult(module.model, info, datasets, covariates)
 
 
 def predict_run(result: FitResult, cfg: ExperimentConfig, manifest: Manifest, run: RunFolder) -> pd.DataFrame:
     """Predict every non-training split with the fitted network and write the run's predictions."""
-    table = predict_splits(result.model, manifest, cfg, preloaded=result.datasets)
+    table = predict_splits(result.model, manifest, cfg, preloaded=result.datasets, covariates=result.covariates)
     run.write_predictions(table)
     return table

@@ -6,6 +6,7 @@ import torch
 
 from medfit.config import TrainConfig
 from medfit.data.augment import BatchAugment
+from medfit.models.covariates import call_model
 from medfit.models.finetune import param_groups
 from medfit.task import Task
 from medfit.train.optim import lightning_optimizers
@@ -23,8 +24,8 @@ class ClassifierModule(L.LightningModule):
         self.augment = BatchAugment(train_cfg.augment)
         self._val_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+    def forward(self, x) -> torch.Tensor:
+        return call_model(self.model, x)
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of the task, class-weighted when configured."""
@@ -33,6 +34,7 @@ class ClassifierModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y, _ = batch
+        x, covariates = (x[0], list(x[1:])) if isinstance(x, (list, tuple)) else (x, [])  # only the image augments
         # Every step's randomness (augmentation, dropout, drop-path) comes from (seed, epoch, step), so a run
         # resumed from a checkpoint repeats an uninterrupted one exactly, whatever else consumed the global RNG.
         step_seed = self.seed * 7919 + self.current_epoch * 100003 + batch_idx
@@ -40,14 +42,14 @@ class ClassifierModule(L.LightningModule):
         # Studies (B, S, C, H, W) / (B, C, D, H, W): one in-plane transform per study, the same on every slice.
         x = self.augment(x.flatten(1, -3), torch.Generator().manual_seed(step_seed)).view_as(x) if x.ndim == 5 \
             else self.augment(x, torch.Generator().manual_seed(step_seed))
-        loss = self.loss(self(x), y)
-        self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(x))
+        loss = self.loss(self([x, *covariates] if covariates else x), y)
+        self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(y))
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y, _ = batch
         logits = self(x)
-        self.log("val_loss", self.loss(logits, y), prog_bar=False, on_step=False, on_epoch=True, batch_size=len(x))
+        self.log("val_loss", self.loss(logits, y), prog_bar=False, on_step=False, on_epoch=True, batch_size=len(y))
         self._val_outputs.append((self.task.probabilities(logits).detach(), y.detach()))
 
     def on_validation_epoch_end(self) -> None:

@@ -9,6 +9,7 @@ from tqdm.auto import tqdm
 
 from medfit.config import ExperimentConfig
 from medfit.data.manifest import Manifest
+from medfit.models.covariates import call_model
 from medfit.task import Task
 from medfit.train.inputs import dataset_for
 
@@ -23,7 +24,7 @@ def predict_probabilities(model: torch.nn.Module, dataset: Dataset, task: Task, 
     out = []
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     for x, _, _ in tqdm(loader, desc=desc, disable=not progress, leave=False):
-        out.append(task.probabilities(model(x)).float().numpy())
+        out.append(task.probabilities(call_model(model, x)).float().numpy())
     return np.concatenate(out) if out else np.zeros((0, task.num_outputs), dtype=np.float32)
 
 
@@ -37,15 +38,16 @@ def predictions_table(manifest: Manifest, probs: np.ndarray) -> pd.DataFrame:
 
 
 def predict_splits(model: torch.nn.Module, manifest: Manifest, cfg: ExperimentConfig, splits: list[str] | None = None,
-                   preloaded: dict | None = None, batch_size: int = 0) -> pd.DataFrame:
-    """The predictions table of every non-training split (or the given ones)."""
+                   preloaded: dict | None = None, batch_size: int = 0, covariates: dict | None = None) -> pd.DataFrame:
+    """The predictions table of every non-training split (or the given ones); ``covariates``: the run's encoder."""
     splits = splits or [s for s in manifest.df["split"].unique() if s != "train"]
     tables = []
     for split in splits:
         part = manifest.split(split)
         if not len(part):
             continue
-        dataset = (preloaded or {}).get(split) or dataset_for(part, cfg, cfg.train.progress_bar, f"loading {split}")
+        dataset = (preloaded or {}).get(split) or dataset_for(part, cfg, cfg.train.progress_bar, f"loading {split}",
+                                                              covariates)
         probs = predict_probabilities(model, dataset, manifest.target, batch_size or cfg.train.batch_size * 2,
                                       cfg.train.progress_bar, f"predicting {split}")
         tables.append(predictions_table(part, probs))
