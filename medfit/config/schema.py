@@ -126,12 +126,14 @@ class ModelConfig:
 class AugmentConfig:
     """Training-time augmentation (applied on tensors, on the fly)."""
 
-    hflip: bool = False
+    hflip: Union[bool, float] = False  # probability of a horizontal flip (true: 0.5)
     rotate_degrees: float = 10.0
     scale: list[float] = field(default_factory=lambda: [0.85, 1.0])
-    translate: float = 0.05
+    # shift per axis as a fraction of the size: up to t, or [lo, hi]: a magnitude in [lo, hi], either direction
+    translate: Union[float, list[float]] = 0.05
     brightness: float = 0.1
     contrast: float = 0.1
+    repeats: int = 1  # each training image is drawn (and augmented anew) this many times per epoch
 
 
 @dataclass(frozen=True)
