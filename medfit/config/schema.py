@@ -55,9 +55,11 @@ class OptimConfig:
     weight_decay: float = 1e-4
     momentum: float = 0.9  # sgd
     nesterov: bool = False  # sgd
-    scheduler: Literal["cosine", "none"] = "cosine"
+    scheduler: Literal["cosine", "cosine_restarts", "none"] = "cosine"  # cosine_restarts: SGDR (timm.scheduler)
     warmup_epochs: float = 1.0  # linear warmup before the cosine decay
     min_lr_ratio: float = 0.01  # the cosine ends at lr * min_lr_ratio
+    restart_epochs: float = 10.0  # cosine_restarts: T_0, the first cycle's length in epochs
+    restart_mult: float = 1.0  # cosine_restarts: T_mult, each cycle this many times longer than the one before
     grad_clip: float = 0.0  # max gradient norm; 0 disables
     head_lr: float = 0.0  # 0: lr
     backbone_lr: float = 0.0  # 0: lr
