@@ -118,6 +118,8 @@ class ModelConfig:
     kwargs: dict = field(default_factory=dict)  # extra keyword arguments for timm.create_model / the MONAI network
     cbam: list[str] = field(default_factory=list)  # timm CNNs: CBAM after these modules or ["default"] per family
     cbam_reduction: int = 16
+    window_size: int = 0  # timm ViTs: >0 rebuilds ViTDet windowed attention (as pretrain.window_size) for fine-tuning
+    global_every: int = 3  # with window_size: every this-many-th block, counted back from the last, attends globally
     finetune: Literal["full", "linear", "lora"] = "full"  # linear: frozen backbone, head only
     lora: LoraConfig = field(default_factory=LoraConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)

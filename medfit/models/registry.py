@@ -20,6 +20,7 @@ from medfit.models.checkpoint import network_state, read_checkpoint
 from medfit.models.clip import ClipImageClassifier, build_clip_classifier
 from medfit.models.finetune import apply_finetune, freeze, merge_lora
 from medfit.models.fusion import FusionEnsemble
+from medfit.models.vitdet import layout_note, windowed_vit
 from medfit.models.vlm import load_vlm_run
 from medfit.models.volume_models import GatedAttentionMIL, build_3d
 from medfit.models.zeroshot import build_zero_shot_skeleton
@@ -39,7 +40,10 @@ def _timm(cfg: ModelConfig, num_outputs: int, load_pretrained: bool) -> nn.Modul
     """A timm network; the load report of its pretrained weights (counts, source, hash, normalisation) rides along as
     ``medfit_load_report`` for the run's training record."""
     model, report = create_backbone(cfg, num_outputs, load_pretrained)
+    if cfg.window_size:  # a windowed (ViTDet) encoder keeps its layout; the weights' keys are the same either way
+        windowed_vit(model, cfg.window_size, cfg.global_every)
     if report is not None:
+        report["layout_note"] = layout_note(cfg.pretrained, cfg.window_size, cfg.global_every)
         model.medfit_load_report = report
     return model
 
