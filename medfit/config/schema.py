@@ -173,6 +173,7 @@ class EvaluateConfig:
     bootstrap: int = 1000
     ci_level: float = 0.95
     temperature_scaling: bool = False  # fit a temperature on val; the metrics add calibration after scaling
+    domain_classifier: bool = True  # shift check: can a model tell val inputs from test inputs (medfit.evaluate.shift)
 
 
 def _vlm_optim() -> OptimConfig:
