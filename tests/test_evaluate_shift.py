@@ -26,6 +26,16 @@ def test_metrics_whose_cis_part_are_findings_largest_first():
     assert not metric_shifts({"splits": {"test": DEMO["splits"]["test"]}})  # no reference split: nothing to compare
 
 
+def test_proportions_use_wilson_intervals_that_never_collapse_to_a_point():
+    # val specificity 17/17 at the threshold chosen there: the bootstrap CI is [1, 1], Wilson's [0.816, 1]
+    val = {"specificity": 1.0, "specificity_ci": [1.0, 1.0], "wilson_ci": {"specificity": [0.816, 1.0]}}
+    test = {"specificity": 0.857, "specificity_ci": [0.731, 0.964], "wilson_ci": {"specificity": [0.70, 0.94]}}
+    assert not metric_shifts({"splits": {"val": val, "test": test}})
+    test = {"specificity": 0.479, "specificity_ci": [0.415, 0.543], "wilson_ci": {"specificity": [0.416, 0.543]}}
+    (found,) = metric_shifts({"splits": {"val": val, "test": test}})
+    assert found["reference_ci"] == [0.816, 1.0] and found["ci"] == [0.416, 0.543]
+
+
 def test_domain_auc_is_chance_for_one_distribution_and_high_for_two():
     rng = np.random.default_rng(0)
     same = domain_auc(rng.normal(size=(300, 20)), rng.normal(size=(300, 20)))

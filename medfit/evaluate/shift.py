@@ -25,9 +25,15 @@ MAX_PER_SPLIT = 600  # inputs per split read for the domain classifier (a seeded
 FOLDS = 5
 
 
+def interval(entry: dict, key: str) -> list[float] | None:
+    """A metric's CI: the Wilson interval of a proportion when the split has one (a bootstrap CI collapses to a point
+    at 0 or 1, e.g. a validation specificity of 1.000), else its bootstrap CI."""
+    return (entry.get("wilson_ci") or {}).get(key) or entry.get(f"{key}_ci")
+
+
 def metric_shifts(metrics: dict, reference: str = REFERENCE) -> list[dict]:
-    """Metrics (at the carried threshold) whose CI on a later split does not overlap the reference split's CI,
-    largest difference first."""
+    """Metrics (AUC and those at the carried threshold) whose CI on a later split does not overlap the reference
+    split's CI, largest difference first."""
     splits = metrics.get("splits", {})
     ref = splits.get(reference, {})
     found = []
@@ -35,7 +41,7 @@ def metric_shifts(metrics: dict, reference: str = REFERENCE) -> list[dict]:
         if split in (reference, "train"):
             continue
         for key in SHIFT_METRICS:
-            a, b, ci_a, ci_b = ref.get(key), entry.get(key), ref.get(f"{key}_ci"), entry.get(f"{key}_ci")
+            a, b, ci_a, ci_b = ref.get(key), entry.get(key), interval(ref, key), interval(entry, key)
             if None in (a, b) or not ci_a or not ci_b or None in (*ci_a, *ci_b):
                 continue
             if ci_b[1] < ci_a[0] or ci_b[0] > ci_a[1]:
