@@ -56,9 +56,11 @@ class OptimConfig:
     weight_decay: float = 1e-4
     momentum: float = 0.9  # sgd
     nesterov: bool = False  # sgd
-    scheduler: Literal["cosine", "none"] = "cosine"
+    scheduler: Literal["cosine", "cosine_restarts", "none"] = "cosine"  # cosine_restarts: SGDR (timm.scheduler)
     warmup_epochs: float = 1.0  # linear warmup before the cosine decay
     min_lr_ratio: float = 0.01  # the cosine ends at lr * min_lr_ratio
+    restart_epochs: float = 10.0  # cosine_restarts: T_0, the first cycle's length in epochs
+    restart_mult: float = 1.0  # cosine_restarts: T_mult, each cycle this many times longer than the one before
     grad_clip: float = 0.0  # max gradient norm; 0 disables
     head_lr: float = 0.0  # 0: lr
     backbone_lr: float = 0.0  # 0: lr
@@ -117,6 +119,8 @@ class ModelConfig:
     kwargs: dict = field(default_factory=dict)  # extra keyword arguments for timm.create_model / the MONAI network
     cbam: list[str] = field(default_factory=list)  # timm CNNs: CBAM after these modules or ["default"] per family
     cbam_reduction: int = 16
+    window_size: int = 0  # timm ViTs: >0 rebuilds ViTDet windowed attention (as pretrain.window_size) for fine-tuning
+    global_every: int = 3  # with window_size: every this-many-th block, counted back from the last, attends globally
     finetune: Literal["full", "linear", "lora"] = "full"  # linear: frozen backbone, head only
     lora: LoraConfig = field(default_factory=LoraConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
@@ -127,12 +131,14 @@ class ModelConfig:
 class AugmentConfig:
     """Training-time augmentation (applied on tensors, on the fly)."""
 
-    hflip: bool = False
+    hflip: Union[bool, float] = False  # probability of a horizontal flip (true: 0.5)
     rotate_degrees: float = 10.0
     scale: list[float] = field(default_factory=lambda: [0.85, 1.0])
-    translate: float = 0.05
+    # shift per axis as a fraction of the size: up to t, or [lo, hi]: a magnitude in [lo, hi], either direction
+    translate: Union[float, list[float]] = 0.05
     brightness: float = 0.1
     contrast: float = 0.1
+    repeats: int = 1  # each training image is drawn (and augmented anew) this many times per epoch
 
 
 @dataclass(frozen=True)
@@ -169,6 +175,7 @@ class EvaluateConfig:
     bootstrap: int = 1000
     ci_level: float = 0.95
     temperature_scaling: bool = False  # fit a temperature on val; the metrics add calibration after scaling
+    domain_classifier: bool = True  # shift check: can a model tell val inputs from test inputs (medfit.evaluate.shift)
 
 
 def _vlm_optim() -> OptimConfig:

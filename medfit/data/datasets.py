@@ -9,6 +9,7 @@ from torch.utils.data import Dataset, Sampler
 from tqdm.auto import tqdm
 
 from medfit.data.manifest import Manifest
+from medfit.errors import ConfigError
 
 
 class PreparedDataset(Dataset):
@@ -36,24 +37,27 @@ class PreparedDataset(Dataset):
 
 
 class EpochSeededSampler(Sampler[int]):
-    """Shuffles (or draws class-balanced samples) from seed + epoch, so a resumed run repeats the same order."""
+    """Shuffles (or draws class-balanced samples) from seed + epoch, so a resumed run repeats the same order;
+    ``repeats`` k: every image k times per epoch (each copy with its own augmentation draw)."""
 
-    def __init__(self, n: int, seed: int, weights: np.ndarray | None = None):
-        self.n, self.seed, self.weights, self.epoch = n, seed, weights, 0
+    def __init__(self, n: int, seed: int, weights: np.ndarray | None = None, repeats: int = 1):
+        if repeats < 1:
+            raise ConfigError(f"train.augment.repeats {repeats}: expected 1 or more (copies of each image per epoch)")
+        self.n, self.seed, self.weights, self.epoch, self.repeats = n, seed, weights, 0, repeats
 
     def set_epoch(self, epoch: int) -> None:
         """Called by Lightning at the start of every epoch."""
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.n
+        return self.n * self.repeats
 
     def __iter__(self) -> Iterator[int]:
         g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
         if self.weights is None:
-            return iter(torch.randperm(self.n, generator=g).tolist())
+            return iter((torch.randperm(len(self), generator=g) % self.n).tolist())
         w = torch.as_tensor(self.weights, dtype=torch.double)
-        return iter(torch.multinomial(w, self.n, replacement=True, generator=g).tolist())
+        return iter(torch.multinomial(w, len(self), replacement=True, generator=g).tolist())
 
 
 def balanced_sample_weights(manifest: Manifest) -> np.ndarray:

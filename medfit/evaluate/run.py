@@ -11,6 +11,7 @@ from medfit.config import EvaluateConfig, ExperimentConfig
 from medfit.errors import DataError
 from medfit.evaluate.extended import extend_metrics
 from medfit.evaluate.metrics import bootstrap_ci, choose_threshold, fast_binary_metrics
+from medfit.evaluate.shift import evaluate_shift
 from medfit.run_folder import RunFolder, json_safe
 from medfit.task import Task
 
@@ -108,6 +109,7 @@ def evaluate_run(run: RunFolder, cfg: ExperimentConfig | None = None) -> dict:
     cfg = cfg or run.read_config()
     metrics = evaluate_predictions(run.read_predictions(), cfg)
     metrics.update(run.read_json_or("train_info", {}))
+    metrics["shift"] = evaluate_shift(run, cfg, metrics)
     metrics = _clean(metrics)
     run.write_json("metrics", metrics)
     return metrics

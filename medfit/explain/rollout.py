@@ -9,6 +9,7 @@ from torch import nn
 
 from medfit.errors import ConfigError
 from medfit.explain.cam import token_grid, vit_trunk
+from medfit.models.vitdet import WindowedBlock, window_attention_to_grid
 
 
 @contextmanager
@@ -62,9 +63,12 @@ def attention_rollout(model: nn.Module, images: torch.Tensor, head_fusion: str =
     atts = [a.float().numpy() for a in attention_maps(model, images)]
     if not atts:
         raise ConfigError("no attention weights captured; is this a timm ViT?")
-    roll = rollout_from_attentions(atts, head_fusion)
     prefix = int(getattr(inner, "num_prefix_tokens", 1))
     h, w = token_grid(model, images)  # the trunk's own grid (a CLIP classifier resizes its input first)
+    blocks = list(inner.blocks)  # ViTDet windowed blocks: their window attention spread over the whole grid
+    atts = [window_attention_to_grid(a, len(images), h, blocks[i].window_size, prefix)
+            if i < len(blocks) and isinstance(blocks[i], WindowedBlock) else a for i, a in enumerate(atts)]
+    roll = rollout_from_attentions(atts, head_fusion)
     # with a class token, its row says where the prediction reads from; without one, average every token's row
     row = roll[:, 0, prefix:] if prefix else roll[:, :, :].mean(axis=1)
     maps = torch.from_numpy(row.reshape(len(images), 1, h, w)).float()

@@ -10,6 +10,7 @@ from timm.models import adapt_input_conv
 
 from medfit.config import ModelConfig
 from medfit.errors import WeightsError
+from medfit.models.cbam import unwrap_cbam
 from medfit.models.normalise import split_normalisation, weights_normalisation
 from medfit.models.weights import ResolvedWeights, resolve_weights, state_dict_of, strip_prefix
 from medfit.run_folder import RunFolder
@@ -74,13 +75,17 @@ def load_weights(model: torch.nn.Module, resolved: ResolvedWeights, in_chans: in
     """
     original = state_dict_of(resolved)
     original, carried = split_normalisation(original)  # a medfit run's input normalisation travels on its own
-    state, prefix = strip_prefix(original, model.state_dict().keys())
+    state, cbam = unwrap_cbam(original)  # a CBAM run as the source: its CBAM loads once model.cbam inserts CBAM
+    state, prefix = strip_prefix(state, model.state_dict().keys())
     state = adapt_first_conv(model, timm_filter(model, state, resolved.source), in_chans)
     report, fits = match_tensors(model, state)
     report["prefix_stripped"] = prefix
     if report["matched"] * 2 < report["backbone_tensors"] or report["mismatched"]:
         raise WeightsError(_misfit_line(resolved.path, name, report, next(iter(original)), model))
     model.load_state_dict(fits, strict=False)
+    if cbam:
+        model.medfit_pending_cbam = {k.removeprefix(prefix): v for k, v in cbam.items()}
+        report["cbam_tensors"] = len(cbam)
     if report["missing"] or report["unexpected"]:
         log.warning("%s: %d of %d backbone tensors loaded into %s (%d missing, %d unexpected)", resolved.source,
                     report["matched"], report["backbone_tensors"], name, report["missing"], report["unexpected"])

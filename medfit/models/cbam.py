@@ -7,47 +7,14 @@ from timm.models.convnext import ConvNeXt
 from timm.models.efficientnet import EfficientNet
 from timm.models.mobilenetv3 import MobileNetV3
 from timm.models.resnet import ResNet
+from timm.layers.cbam import CbamModule
 from torch import nn
 
 from medfit.errors import ConfigError
 
-
-class ChannelAttention(nn.Module):
-    """Channel weights from a shared MLP over average- and max-pooled features."""
-
-    def __init__(self, channels: int, reduction: int = 16):
-        super().__init__()
-        hidden = max(channels // reduction, 4)
-        self.mlp = nn.Sequential(nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, channels, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        avg = self.mlp(x.mean(dim=(2, 3), keepdim=True))
-        mx = self.mlp(x.amax(dim=(2, 3), keepdim=True))
-        return x * torch.sigmoid(avg + mx)
-
-
-class SpatialAttention(nn.Module):
-    """A spatial map from a 7x7 conv over the channel mean and max."""
-
-    def __init__(self, kernel_size: int = 7):
-        super().__init__()
-        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
-        return x * torch.sigmoid(self.conv(pooled))
-
-
-class CBAM(nn.Module):
-    """Convolutional Block Attention Module: channel attention followed by spatial attention."""
-
-    def __init__(self, channels: int, reduction: int = 16, kernel_size: int = 7):
-        super().__init__()
-        self.channel = ChannelAttention(channels, reduction)
-        self.spatial = SpatialAttention(kernel_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.spatial(self.channel(x))
+# timm's CbamModule is CBAM itself (shared-MLP channel attention on average and max pools, then a 7x7 conv + BN
+# spatial gate); timm only wires it inside its own blocks, so medfit wraps the module it follows (WithCBAM).
+CBAM = CbamModule
 
 
 class WithCBAM(nn.Module):
@@ -56,7 +23,7 @@ class WithCBAM(nn.Module):
     def __init__(self, stage: nn.Module, channels: int, reduction: int = 16):
         super().__init__()
         self.stage = stage
-        self.cbam = CBAM(channels, reduction)
+        self.cbam = CbamModule(channels, rd_channels=max(channels // reduction, 4))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.cbam(self.stage(x))
@@ -78,6 +45,34 @@ def default_cbam_positions(model: nn.Module) -> list[str]:
         return ["layer1", "layer2", "layer3", "layer4"]
     raise ConfigError(f"model.cbam: no default CBAM positions for {type(model).__name__}; "
                       f"list module paths instead (e.g. model.cbam: [stages.0, stages.1])")
+
+
+def unwrap_cbam(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """The tensors of a network with CBAM inserted, split into the plain network's ('P.stage.X' -> 'P.X') and the
+    CBAM modules' ('P.cbam.Y', kept under their names for a network that inserts CBAM at P too)."""
+    positions = {k.split(".cbam.")[0] for k in state if ".cbam." in k}
+    positions = {p for p in positions if any(k.startswith(f"{p}.stage.") for k in state)}
+    plain, cbam = {}, {}
+    for key, value in state.items():
+        at = next((p for p in positions if key.startswith(f"{p}.")), None)
+        if at is not None and key.startswith(f"{at}.cbam."):
+            cbam[key] = value
+        else:
+            plain[key.replace(f"{at}.stage.", f"{at}.", 1) if at is not None else key] = value
+    return plain, cbam
+
+
+def load_pending_cbam(model: nn.Module) -> int:
+    """Load the CBAM tensors a CBAM source left on the model (medfit.models.backbones) into the CBAM just inserted at
+    the same positions; returns how many loaded (the load report records it)."""
+    pending = model.__dict__.pop("medfit_pending_cbam", {})
+    own = model.state_dict()
+    fits = {k: v for k, v in pending.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(fits, strict=False)
+    report = getattr(model, "medfit_load_report", None)
+    if report is not None and pending:
+        report["cbam_loaded"] = len(fits)
+    return len(fits)
 
 
 @torch.no_grad()
@@ -111,4 +106,5 @@ def insert_cbam(model: nn.Module, positions: list[str], in_chans: int, reduction
         parent_path, _, leaf = p.rpartition(".")
         parent = model.get_submodule(parent_path) if parent_path else model
         setattr(parent, leaf, WithCBAM(parent.get_submodule(leaf), channels[p], reduction))
+    load_pending_cbam(model)
     return [f"{p}.cbam" for p in positions]

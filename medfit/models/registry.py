@@ -24,6 +24,7 @@ from medfit.models.finetune import apply_finetune, freeze, merge_lora
 from medfit.models.fusion import FusionEnsemble
 from medfit.models.normalise import apply_normalisation, is_normalisation_key
 from medfit.models.sequence import SliceSequence
+from medfit.models.vitdet import layout_note, windowed_vit
 from medfit.models.vlm import load_vlm_run
 from medfit.models.volume_models import GatedAttentionMIL, build_3d
 from medfit.models.zeroshot import build_zero_shot_skeleton
@@ -43,7 +44,10 @@ def _timm(cfg: ModelConfig, num_outputs: int, load_pretrained: bool) -> nn.Modul
     """A timm network; with pretrained weights, their input normalisation first in it (medfit.models.normalise) and
     their load report (counts, source, hash, normalisation) along as ``medfit_load_report`` for the training record."""
     model, report = create_backbone(cfg, num_outputs, load_pretrained)
+    if cfg.window_size:  # a windowed (ViTDet) encoder keeps its layout; the weights' keys are the same either way
+        windowed_vit(model, cfg.window_size, cfg.global_every)
     if report is not None:
+        report["layout_note"] = layout_note(cfg.pretrained, cfg.window_size, cfg.global_every)
         model.medfit_load_report = report
     if cfg.pretrained or cfg.name.startswith("hf-hub:"):  # without loading: identity, values from the checkpoint
         apply_normalisation(model, cfg.in_chans or 1, report["input_normalisation"] if report else None)

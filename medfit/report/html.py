@@ -16,6 +16,7 @@ from sklearn.metrics import roc_curve  # noqa: E402
 from medfit.config import config_to_yaml  # noqa: E402
 from medfit.report.page import METRIC_ORDER, STYLE, figure_to_data_uri, fmt, img_tag  # noqa: E402
 from medfit.report.sections import extra_sections, model_title  # noqa: E402
+from medfit.report.shift import shift_section  # noqa: E402
 from medfit.run_folder import RunFolder  # noqa: E402
 
 
@@ -125,7 +126,7 @@ def write_report(run: RunFolder) -> Path:
         f"threshold {html.escape(str(threshold.get('method')))} = {fmt(threshold.get('value'))} chosen on validation</p>"
         if params else f"<h1>{html.escape(cfg.name)}</h1>",
         f"<h2>Metrics ({int(metrics.get('ci_level', 0.95) * 100)} % stratified bootstrap CIs, "
-        f"{metrics.get('bootstrap', 0)} resamples)</h2>", metric_table(metrics),
+        f"{metrics.get('bootstrap', 0)} resamples)</h2>", metric_table(metrics), shift_section(metrics),
         "<h2>Curves</h2>", '<div class="figs">' + "".join(f for f in figures if f) + "</div>",
         "<h2>Data</h2>", data_summary(run.file("manifest"), cfg.data.label_columns, class_names),
         "<h2>Timing</h2>", f"<pre>{html.escape(json.dumps(metrics.get('timing', {}), indent=1))}</pre>",

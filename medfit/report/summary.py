@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from medfit.audit.ood import ood_line
+from medfit.report.shift import shift_sentences
 from medfit.run_folder import RunFolder
 
 SHOWN = ["auc", "accuracy", "sensitivity", "specificity", "ppv", "npv", "f1"]
@@ -47,6 +48,8 @@ def print_summary(run: RunFolder, console: Console | None = None) -> None:
                       f"over {timing.get('epochs_run')} epochs ({timing.get('train_images_per_second')} img/s)")
     for line in metrics.get("warnings") or []:
         console.print(f"warning: {line}", markup=False)
+    for sentence in shift_sentences(metrics):
+        console.print(f"shift: {sentence}", markup=False)
     if run.has("audit"):
         console.print(run.read_json("audit").get("summary", ""), markup=False)
     if run.has("ood"):

@@ -54,7 +54,7 @@ def make_loader(dataset: PreparedDataset, cfg: ExperimentConfig, train: bool) ->
     sampler = None
     if train:
         weights = balanced_sample_weights(dataset.manifest) if cfg.train.class_balance == "sampler" else None
-        sampler = EpochSeededSampler(len(dataset), cfg.seed, weights)
+        sampler = EpochSeededSampler(len(dataset), cfg.seed, weights, cfg.train.augment.repeats)
     return DataLoader(dataset, batch_size=cfg.train.batch_size, sampler=sampler, shuffle=False,
                       num_workers=cfg.data.num_workers, drop_last=False,
                       persistent_workers=cfg.data.num_workers > 0)

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
+from timm.scheduler import CosineLRScheduler
 
 from medfit.config import OptimConfig
+from medfit.errors import ConfigError
 
 
 def build_optimizer(groups: list[dict], optim: OptimConfig) -> torch.optim.Optimizer:
@@ -24,13 +27,34 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: flo
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def cosine_restarts(optim: OptimConfig, steps_per_epoch: int, warmup_steps: int, total_steps: int) -> Callable[[int], float]:
+    """LR multiplier per step of timm's CosineLRScheduler with warm restarts (SGDR: cycles of ``restart_epochs``
+    (T_0), each ``restart_mult`` (T_mult) times longer, after the warmup), read off a one-parameter probe optimiser
+    at lr 1, so every parameter group keeps its own base rate (head/backbone) and ``min_lr_ratio`` of it."""
+    if optim.restart_epochs <= 0 or optim.restart_mult < 1:
+        raise ConfigError(f"optim.restart_epochs {optim.restart_epochs} / restart_mult {optim.restart_mult}: the "
+                          "first cycle needs a positive length in epochs and each next one at least as long (T_mult >= 1)")
+    probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    schedule = CosineLRScheduler(probe, t_initial=max(1, round(optim.restart_epochs * steps_per_epoch)),
+                                 lr_min=optim.min_lr_ratio, cycle_mul=optim.restart_mult, cycle_limit=max(1, total_steps),
+                                 warmup_t=warmup_steps, warmup_lr_init=1.0 / max(1, warmup_steps), warmup_prefix=True,
+                                 t_in_epochs=False)
+
+    def factor(step: int) -> float:
+        schedule.step_update(step)
+        return float(probe.param_groups[0]["lr"])
+    return factor
+
+
 def lr_schedule(opt: torch.optim.Optimizer, optim: OptimConfig, steps_per_epoch: int, total_steps: int,
                 max_warmup_share: float = 1.0) -> torch.optim.lr_scheduler.LRScheduler | None:
-    """Per-step linear warmup + cosine decay (None for ``scheduler: none``)."""
+    """Per-step linear warmup + cosine decay, or timm's cosine with warm restarts (None for ``scheduler: none``)."""
     if optim.scheduler == "none":
         return None
     total = max(1, total_steps)
     warmup = min(int(round(optim.warmup_epochs * steps_per_epoch)), int(total * max_warmup_share))
+    if optim.scheduler == "cosine_restarts":
+        return torch.optim.lr_scheduler.LambdaLR(opt, cosine_restarts(optim, steps_per_epoch, warmup, total))
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, warmup, total, optim.min_lr_ratio))
 
 
