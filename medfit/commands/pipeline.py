@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from medfit.audit import run_audit
 from medfit.config import ExperimentConfig, updated
-from medfit.data.manifest import Manifest, build_manifest
+from medfit.commands.preflight import preflight
+from medfit.data.manifest import Manifest
 from medfit.data.studies import study_manifest
 from medfit.errors import DataError
 from medfit.evaluate import evaluate_run
@@ -18,11 +19,11 @@ from medfit.train.fit import fit, is_main_process, predict_run
 
 def prepare_run(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool = False,
                 needs: tuple[str, ...] = ("train", "val")) -> tuple[RunFolder, Manifest, ExperimentConfig]:
-    """Check the run folder, build and audit the manifest, expand study rows, write the resolved config and the
-    manifest (rank 0 only); returns the run folder, the manifest to use and the resolved config."""
+    """Pre-flight (config, run folder, labels, model: every problem at once), then audit the manifest, expand study
+    rows, write the resolved config and the manifest (rank 0 only); returns the run folder, the manifest to use and
+    the resolved config."""
+    manifest = preflight(cfg, data_dir, resume, needs)
     run = RunFolder.of(cfg.output_dir, cfg.name)
-    run.check_start(resume)
-    manifest = build_manifest(cfg, data_dir)
     first = is_main_process()  # DDP children rebuild the same (deterministic) manifest but leave the files to rank 0
     manifest = run_audit(cfg, manifest, run if first else None, log_findings=first).manifest
     manifest = study_manifest(manifest, cfg)

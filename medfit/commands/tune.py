@@ -13,8 +13,9 @@ import torch
 from medfit.audit import run_audit
 from medfit.commands.common import add_config_arguments, load_experiment
 from medfit.commands.pipeline import train_run
+from medfit.commands.preflight import preflight
 from medfit.config import ExperimentConfig
-from medfit.data.manifest import build_manifest
+from medfit.config.ranges import TRAINING
 from medfit.errors import ConfigError, MedfitError
 from medfit.tune.objective import train_objective
 from medfit.tune.report import write_outputs
@@ -69,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers {args.workers}: give at least 1")
     cfg = load_experiment(args)
     check_plan(cfg)
+    manifest = preflight(cfg, args.data, run_folder=False, sections=(*TRAINING, "tune"))
     if args.workers > 1:  # share the cores instead of oversubscribing them
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // args.workers))
     if args.worker_index:
@@ -77,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
                    training_objective(args.study, cfg, args.data, args.worker_index))
         return 0
     # audit once before any worker starts, so a leak stops the study here; trials re-use the cached fingerprints
-    run_audit(cfg, build_manifest(cfg, args.data), study_folder(cfg, args.study))
+    run_audit(cfg, manifest, study_folder(cfg, args.study))
     _quiet_trial_audits()
     url = storage_url(cfg, args.study, args.storage)
     open_storage(url, cfg.tune.heartbeat_seconds)  # create the schema once, before the workers race for it
