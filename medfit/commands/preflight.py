@@ -18,16 +18,12 @@ from medfit.config.ranges import TRAINING, range_problems
 from medfit.data.manifest import Manifest, build_manifest
 from medfit.errors import ConfigError, DataError, MedfitError
 from medfit.models import build_network
-from medfit.models.checkpoint import read_checkpoint
+from medfit.models.checkpoint import read_checkpoint, read_training_checkpoint
 from medfit.models.weights import resolve_weights
 from medfit.run_folder import RunFolder
 from medfit.task import Task
 
 log = logging.getLogger("medfit")
-
-# What Lightning needs in a checkpoint to resume a fit (anything else is a weights-only file).
-RESUME_KEYS = ("state_dict", "epoch", "global_step", "loops", "optimizer_states")
-
 
 class PreflightError(MedfitError):
     """Several problems found before a run started; ``problems`` holds one line each."""
@@ -66,16 +62,6 @@ def output_problems(output_dir: str | Path) -> list[str]:
     return []
 
 
-def check_resume_checkpoint(run: RunFolder) -> None:
-    """The checkpoint --resume continues from: tensors and plain data only, holding a fit's whole state."""
-    last = run.checkpoint("last")
-    data = read_checkpoint(last)
-    missing = [k for k in RESUME_KEYS if k not in data]
-    if missing:
-        raise ConfigError(f"{last}: not a training checkpoint (no {', '.join(missing)}); it cannot be resumed: "
-                          "start a new run without --resume, or under another name")
-
-
 def run_folder_problems(cfg: ExperimentConfig, resume: bool) -> list[MedfitError]:
     """The run folder lies inside output_dir, is not a finished run (or is one to resume, with a readable checkpoint)."""
     problems = [ConfigError(p) for p in output_problems(cfg.output_dir)]
@@ -88,7 +74,7 @@ def run_folder_problems(cfg: ExperimentConfig, resume: bool) -> list[MedfitError
                                     "remove that link or choose another name"))
     _attempt(problems, run.check_start, resume)
     if resume and run.checkpoint("last").is_file():
-        _attempt(problems, check_resume_checkpoint, run)
+        _attempt(problems, read_training_checkpoint, run.checkpoint("last"))
     return problems
 
 
