@@ -11,7 +11,7 @@ from torch import nn
 from medfit.errors import WeightsError
 from medfit.models.finetune import merge_lora
 from medfit.models.registry import load_network
-from medfit.run_folder import RunFolder, write_json
+from medfit.run_folder import RunFolder, atomic_write, write_json
 
 PARITY_TOLERANCE = 1e-4
 
@@ -25,9 +25,9 @@ def export_onnx(model: nn.Module, path: str | Path, in_chans: int, image_size: i
     with warnings.catch_warnings():
         # The TorchScript exporter takes ~1 s where the dynamo one takes ~20 s on CPU for the same graph.
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (example,), str(path), input_names=["image"], output_names=["logits"],
-                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset,
-                          dynamo=False)
+        atomic_write(path, lambda tmp: torch.onnx.export(model, (example,), str(tmp), input_names=["image"],
+                                                         output_names=["logits"], opset_version=opset, dynamo=False,
+                                                         dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}))
     return path
 
 
