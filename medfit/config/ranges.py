@@ -82,7 +82,11 @@ def value_at(cfg: Any, key: str) -> Any:
 
 
 def _devices(value: Any) -> bool:
-    return (value >= 1 or value == -1) if isinstance(value, int) else value.strip() != "" and (value == "auto" or value[0] in "-0123456789[")
+    """Lightning's devices: a count >= 1, -1 (all), 'auto', or a device list such as '0,1' or '[0, 1]'."""
+    if isinstance(value, int):
+        return value >= 1 or value == -1
+    text = value.strip()
+    return text == "auto" or (text != "" and text[0] in "-0123456789[")
 
 
 def _extra_problems(cfg: ExperimentConfig) -> list[tuple[str, str]]:
