@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.medfit-installed
 
-.PHONY: install chromium demo test bench clean
+.PHONY: install chromium demo test deps-audit bench clean
 
 install: $(STAMP)
 
@@ -30,10 +30,15 @@ chromium:
 	  echo "installing Debian's chromium for the report tests"; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-# The layer contract (pyproject.toml [tool.importlinter]) first: a back-arrow between packages fails fast.
+# The layer contract (pyproject.toml [tool.importlinter]) first: a back-arrow between packages fails fast. Then the
+# known vulnerabilities of requirements.lock (pip-audit): printed, never failing; an unreachable service is one line.
 test: $(STAMP) chromium
 	$(BIN)/lint-imports
+	BIN=$(BIN) bash .ci/deps-audit
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q tests
+
+deps-audit: $(STAMP)
+	BIN=$(BIN) bash .ci/deps-audit
 
 bench: $(STAMP)
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done

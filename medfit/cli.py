@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(error_lines(exc)), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: the last checkpoint is kept; rerun with --resume to continue", file=sys.stderr)
+        print("interrupted; resume with --resume (the checkpoint of the last completed epoch is kept)", file=sys.stderr)
         return 130
 
 

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from medfit.config import config_from_dict, config_to_yaml
+from medfit.config import config_from_dict, config_to_dict
+from medfit.config.secrets import masked_yaml
 from medfit.errors import ConfigError, DataError
 
 # Every file a run folder may hold, by role. Stage extras are JSON or CSV files named here too.
@@ -188,8 +189,8 @@ class RunFolder(Folder):
             raise ConfigError(f"{path}: {exc}") from None
 
     def write_config(self, cfg) -> Path:
-        """Write the resolved config as YAML."""
-        return self.write_text("config", config_to_yaml(cfg))
+        """Write the resolved config as YAML, passwords in URLs masked (medfit.config.secrets)."""
+        return self.write_text("config", masked_yaml(config_to_dict(cfg)))
 
     # tables ---------------------------------------------------------------------------------------------------
     def read_manifest(self) -> pd.DataFrame:

@@ -130,3 +130,25 @@ def test_training_dataset_uses_the_default_cache_folder(shared_data, tmp_path):
     assert len(cached) >= 3
     again = dataset_for(Manifest(df, ["label"], ["NORMAL", "PNEUMONIA"], "binary"), cfg, progress=False)
     assert torch.equal(first.images, again.images)
+
+
+@pytest.mark.parametrize("swap", ["other_entry", "rewritten"])
+def test_a_well_formed_entry_with_other_values_is_rebuilt(xray, shared_data, tmp_path, swap):
+    """Right shape and range, other values (another image's entry moved in, or the array rewritten): the stored key
+    and content digest do not match, so the entry is rebuilt instead of used."""
+    cfg = PreprocessConfig(recipe="radiograph", cache_dir=str(tmp_path / "cache"))
+    good = _load(xray, cfg, 48, 1)
+    entry = PreparedCache(cfg.cache_dir).path(_key(xray, cfg, 48, 1))
+    other = sorted(glob.glob(str(shared_data / "chest-xray-pneumonia-224" / "test" / "NORMAL" / "*.jpeg")))[0]
+    wrong = _load(other, cfg, 48, 1)
+    assert wrong.shape == good.shape and not np.allclose(wrong, good)
+    if swap == "other_entry":
+        shutil.copy(PreparedCache(cfg.cache_dir).path(_key(other, cfg, 48, 1)), entry)
+    else:
+        with np.load(entry) as npz:
+            arrays = dict(npz)
+        arrays["image"] = wrong
+        np.savez(entry, **arrays)
+    assert np.array_equal(_load(xray, cfg, 48, 1), good)
+    with np.load(entry) as npz:  # and the entry was rewritten with the right values
+        assert np.array_equal(npz["image"], good)

@@ -44,18 +44,20 @@ def test_kfold_cross_validation_on_real_images(shared_data, tmp_path):
 
 def test_external_validation_by_pseudo_sites(shared_data, tmp_path):
     cfg = small_config(shared_data, tmp_path, "ext")
-    result = external_validation(cfg, ["pseudo-site-1", "pseudo-site-2"], None, train_and_evaluate, pseudo_sites=3)
-    assert "pseudo-sites" in result["protocol"] and result["external_sites"] == ["pseudo-site-3"]
+    # the npz is label-sorted: the training rows of pseudo-sites 1-2 (the lowest ids) are all NORMAL, which the
+    # pre-flight refuses; sites 2-3 train on both classes
+    result = external_validation(cfg, ["pseudo-site-2", "pseudo-site-3"], None, train_and_evaluate, pseudo_sites=3)
+    assert "pseudo-sites" in result["protocol"] and result["external_sites"] == ["pseudo-site-1"]
     rows = result["rows"]
     external = [r for r in rows if r["split"] == "external"]
-    assert len(external) == 1 and external[0]["site"] == "pseudo-site-3" and external[0]["role"] == "external"
+    assert len(external) == 1 and external[0]["site"] == "pseudo-site-1" and external[0]["role"] == "external"
     internal_test = [r for r in rows if r["split"] == "test"]
-    assert {r["site"] for r in internal_test} == {"pseudo-site-1", "pseudo-site-2"}
+    assert {r["site"] for r in internal_test} == {"pseudo-site-2", "pseudo-site-3"}
     assert all(r["role"] == "internal" for r in internal_test)
     pred = pd.read_csv(tmp_path / "runs" / "ext-sites" / "predictions.csv")
     assert external[0]["n"] == (pred["split"] == "external").sum() > 50
     manifest = pd.read_csv(tmp_path / "runs" / "ext-sites" / "manifest.csv")
-    assert set(manifest.loc[manifest["split"] == "train", "site"]) <= {"pseudo-site-1", "pseudo-site-2"}
+    assert set(manifest.loc[manifest["split"] == "train", "site"]) <= {"pseudo-site-2", "pseudo-site-3"}
     saved = json.loads((tmp_path / "runs" / "ext-sites" / "sites.json").read_text())
     assert saved["rows"][0]["site"] == rows[0]["site"]
     with pytest.raises(DataError, match="not in the data"):

@@ -6,6 +6,8 @@ import argparse
 from medfit.commands.common import add_run_argument
 from medfit.commands.pipeline import evaluate_all
 from medfit.config import updated
+from medfit.config.ranges import range_problems
+from medfit.errors import ConfigError
 from medfit.report import write_report
 from medfit.report.summary import print_summary
 
@@ -20,10 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``medfit evaluate``: score with the new settings first, save them in the run only when that succeeds."""
+    """Run ``medfit evaluate``: check the new settings, score with them, save them in the run only when that succeeds."""
     changes = {"evaluate.threshold": args.threshold, "evaluate.threshold_value": args.threshold_value,
                "evaluate.bootstrap": args.bootstrap}
     cfg = updated(args.run.read_config(), {k: v for k, v in changes.items() if v is not None})
+    problems = range_problems(cfg, ("evaluate",))
+    if problems:
+        raise ConfigError("; ".join(problems))
     evaluate_all(args.run, cfg)  # study-level and multilabel extras rescored with the same settings
     args.run.write_config(cfg)
     write_report(args.run)

@@ -4,9 +4,10 @@ This is the only place that chains stages; verbs, protocols (k-fold, external si
 """
 from __future__ import annotations
 
-from medfit.audit import run_audit, split_grouper
+from medfit.audit import run_audit
 from medfit.config import ExperimentConfig, updated
-from medfit.data.manifest import Manifest, build_manifest
+from medfit.commands.preflight import preflight
+from medfit.data.manifest import Manifest
 from medfit.errors import DataError
 from medfit.evaluate import evaluate_run
 from medfit.evaluate.augmented import evaluate_any_label, evaluate_augmented
@@ -20,11 +21,11 @@ from medfit.train.ood import fit_ood_gate
 
 def prepare_run(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool = False,
                 needs: tuple[str, ...] = ("train", "val")) -> tuple[RunFolder, Manifest, ExperimentConfig]:
-    """Check the run folder, build and audit the manifest, expand study rows, write the resolved config and the
-    manifest (rank 0 only); returns the run folder, the manifest to use and the resolved config."""
+    """Pre-flight (config, run folder, labels, model: every problem at once), then audit the manifest, expand study
+    rows, write the resolved config and the manifest (rank 0 only); returns the run folder, the manifest to use and
+    the resolved config."""
+    manifest = preflight(cfg, data_dir, resume, needs)
     run = RunFolder.of(cfg.output_dir, cfg.name)
-    run.check_start(resume)
-    manifest = build_manifest(cfg, data_dir, split_grouper(cfg))  # val drawn around duplicate groups
     first = is_main_process()  # DDP children rebuild the same (deterministic) manifest but leave the files to rank 0
     if cfg.preprocess.on_bad_file == "skip":
         manifest = skip_unreadable(cfg, manifest, run if first else None)

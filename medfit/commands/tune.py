@@ -10,16 +10,19 @@ import sys
 import optuna
 import torch
 
-from medfit.audit import run_audit, split_grouper
+from medfit.audit import run_audit
 from medfit.commands.common import add_config_arguments, load_experiment
 from medfit.commands.pipeline import train_run
+from medfit.commands.preflight import preflight
 from medfit.config import ExperimentConfig
-from medfit.data.manifest import build_manifest
+from medfit.config.ranges import TRAINING
 from medfit.errors import ConfigError, MedfitError, error_lines
 from medfit.tune.objective import train_objective
 from medfit.tune.report import write_outputs
 from medfit.tune.search import Objective, open_storage, run_worker, storage_url, study_folder
 from medfit.tune.stages import StagePlan, check_plan
+
+STORAGE_ENV = "MEDFIT_TUNE_STORAGE"  # the study storage URL, for workers and for users who keep it off command lines
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--study", required=True, help="study name; rerunning with the same name continues it")
     parser.add_argument("--workers", type=int, default=1, help="local worker processes sharing the study (default 1)")
     parser.add_argument("--storage", help="SQLAlchemy URL shared by all workers, e.g. postgresql://user@host/db "
-                                          "(default: tune.storage, else SQLite in <output_dir>/tune/<study>/)")
+                                          f"(default: ${STORAGE_ENV}, else tune.storage, else SQLite in "
+                                          "<output_dir>/tune/<study>/); a URL with a password is safer in the "
+                                          "environment variable than on a command line")
     parser.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)  # >0: a spawned worker
 
 
@@ -45,9 +50,10 @@ def training_objective(study: str, cfg: ExperimentConfig, data_dir: str | None, 
     return objective
 
 
-def _worker_command(args: argparse.Namespace, index: int, storage: str) -> list[str]:
-    # `python -m medfit.commands.tune` skips importing every other verb (seconds per worker on a busy machine)
-    cmd = [sys.executable, "-m", "medfit.commands.tune", args.config, "--study", args.study, "--storage", storage,
+def _worker_command(args: argparse.Namespace, index: int) -> list[str]:
+    # `python -m medfit.commands.tune` skips importing every other verb (seconds per worker on a busy machine); the
+    # storage URL goes by environment (STORAGE_ENV): a command line is visible to every user in `ps`
+    cmd = [sys.executable, "-m", "medfit.commands.tune", args.config, "--study", args.study,
            "--workers", str(args.workers), "--worker-index", str(index)]
     if args.data:
         cmd += ["--data", args.data]
@@ -56,6 +62,17 @@ def _worker_command(args: argparse.Namespace, index: int, storage: str) -> list[
     if args.overrides:
         cmd += ["--set", *args.overrides]
     return cmd
+
+
+def spawn_workers(args: argparse.Namespace, url: str) -> list[subprocess.Popen]:
+    """Workers 1..N-1 of the study, each told the storage URL by environment (never on its command line)."""
+    env = {**os.environ, STORAGE_ENV: url}
+    return [subprocess.Popen(_worker_command(args, i), env=env) for i in range(1, args.workers)]
+
+
+def storage_given(args: argparse.Namespace) -> str | None:
+    """--storage, else $MEDFIT_TUNE_STORAGE (how spawned workers get it; a password there stays out of `ps`)."""
+    return args.storage or os.environ.get(STORAGE_ENV) or None
 
 
 def _quiet_trial_audits() -> None:
@@ -69,19 +86,20 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers {args.workers}: give at least 1")
     cfg = load_experiment(args)
     check_plan(cfg)
+    manifest = preflight(cfg, args.data, run_folder=False, sections=(*TRAINING, "tune"))
     if args.workers > 1:  # share the cores instead of oversubscribing them
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // args.workers))
     if args.worker_index:
         _quiet_trial_audits()
-        run_worker(cfg, args.study, args.storage, args.worker_index,
+        run_worker(cfg, args.study, storage_given(args), args.worker_index,
                    training_objective(args.study, cfg, args.data, args.worker_index))
         return 0
     # audit once before any worker starts, so a leak stops the study here; trials re-use the cached fingerprints
-    run_audit(cfg, build_manifest(cfg, args.data, split_grouper(cfg)), study_folder(cfg, args.study))
+    run_audit(cfg, manifest, study_folder(cfg, args.study))
     _quiet_trial_audits()
-    url = storage_url(cfg, args.study, args.storage)
+    url = storage_url(cfg, args.study, storage_given(args))
     open_storage(url, cfg.tune.heartbeat_seconds)  # create the schema once, before the workers race for it
-    children = [subprocess.Popen(_worker_command(args, i, url)) for i in range(1, args.workers)]
+    children = spawn_workers(args, url)
     try:
         run_worker(cfg, args.study, url, 0, training_objective(args.study, cfg, args.data))
     except BaseException:

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from medfit.commands.common import add_config_arguments, load_experiment
 from medfit.commands.pipeline import train_and_evaluate
+from medfit.commands.preflight import preflight
 from medfit.errors import ConfigError
 from medfit.evaluate.protocols import cross_validate, external_validation
 from medfit.report import write_report
@@ -70,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if bool(args.folds) == bool(args.train_sites):
         raise ConfigError("medfit validate: give either --folds K or --train-sites A,B")
     cfg = load_experiment(args)
+    preflight(cfg, args.data, needs=("train",) if args.folds else (), run_folder=False)
     fit = partial(train_and_evaluate, data_dir=args.data)
     if args.folds:
         res = cross_validate(cfg, args.folds, args.data, fit)

@@ -6,6 +6,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from medfit.run_folder import atomic_write
+
 
 def to_rgb(image: np.ndarray) -> np.ndarray:
     """(C, H, W) or (H, W) float image in [0, 1] -> (H, W, 3) float RGB."""
@@ -36,9 +38,10 @@ def write_overlay(path: str | Path, image: np.ndarray, cam: np.ndarray, caption:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rgb = overlay_image(image, cam, caption, size)
-    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"{path}: could not write the PNG")
-    return path
+    ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OSError(f"{path}: could not encode the PNG")
+    return atomic_write(path, lambda tmp: tmp.write_bytes(png.tobytes()))
 
 
 def probability_caption(prob: float, class_name: str, label: str | None = None) -> str:

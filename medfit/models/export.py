@@ -12,7 +12,7 @@ from medfit.errors import WeightsError
 from medfit.models.finetune import merge_lora
 from medfit.data.covariates import covariate_width
 from medfit.models.registry import load_network, run_covariates
-from medfit.run_folder import RunFolder, write_json
+from medfit.run_folder import RunFolder, atomic_write, write_json
 
 PARITY_TOLERANCE = 1e-4
 
@@ -36,9 +36,9 @@ def export_onnx(model: nn.Module, path: str | Path, in_chans: int, image_size: i
     with warnings.catch_warnings():
         # The TorchScript exporter takes ~1 s where the dynamo one takes ~20 s on CPU for the same graph.
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, example, str(path), input_names=names, output_names=["logits"],
-                          dynamic_axes={**{n: {0: "batch"} for n in names}, "logits": {0: "batch"}},
-                          opset_version=opset, dynamo=False)
+        atomic_write(path, lambda tmp: torch.onnx.export(
+            model, example, str(tmp), input_names=names, output_names=["logits"], opset_version=opset, dynamo=False,
+            dynamic_axes={**{n: {0: "batch"} for n in names}, "logits": {0: "batch"}}))
     return path
 
 

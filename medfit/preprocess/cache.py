@@ -1,7 +1,9 @@
 """On-disk cache of prepared images keyed by source content hash, operation parameters and the medfit version.
 
-Entries are uncompressed ``.npz`` files (the zip CRC catches corrupt bytes); they are written to a temporary file
-and moved into place with ``os.replace``, so concurrent loader workers never see half-written entries.
+Entries are uncompressed ``.npz`` files holding the image, the key it was stored under and the digest of its content:
+the zip CRC catches corrupt bytes, the key an entry moved from another image, the digest values rewritten after the
+fact; such entries are rebuilt, never used. They are written to a temporary file and moved into place with
+``os.replace``, so concurrent loader workers never see half-written entries.
 """
 from __future__ import annotations
 
@@ -71,9 +73,13 @@ class PreparedCache:
             return None
         try:
             with np.load(path, allow_pickle=False) as npz:
-                arr = npz["image"]
+                arr, stored_key, digest = npz["image"], str(npz["key"]), str(npz["digest"])
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             log.warning("cache entry %s is corrupt (%s); rebuilding it", path, exc)
+            return None
+        if stored_key != key or digest != array_digest(arr):
+            log.warning("cache entry %s does not hold what was stored under its key (%s); rebuilding it", path,
+                        "another key" if stored_key != key else "content digest differs")
             return None
         if arr.shape != tuple(shape) or arr.dtype != np.float32 or not np.all(np.isfinite(arr)) \
                 or unit and (float(arr.min(initial=0.0)) < 0.0 or float(arr.max(initial=0.0)) > 1.0):
@@ -82,13 +88,14 @@ class PreparedCache:
         return arr
 
     def put(self, key: str, arr: np.ndarray) -> Path:
-        """Store ``arr`` atomically (temporary file in the same folder, then ``os.replace``)."""
+        """Store ``arr`` with its key and content digest, atomically (temporary file in the same folder, then
+        ``os.replace``)."""
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{key[:8]}-", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, image=arr)
+                np.savez(fh, image=arr, key=np.array(key), digest=np.array(array_digest(arr)))
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

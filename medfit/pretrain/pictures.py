@@ -10,6 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from medfit.run_folder import atomic_write  # noqa: E402
+
 
 @torch.no_grad()
 def class_token_attention(encoder: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
@@ -45,7 +47,7 @@ def save_mae_reconstructions(images: torch.Tensor, masked: torch.Tensor, filled:
     fig.suptitle("MAE reconstructions (held-out images)", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
     return path
 
@@ -67,6 +69,6 @@ def save_attention_maps(images: torch.Tensor, maps: torch.Tensor, path: Path) ->
     fig.suptitle("last-block class-token attention (mean over heads)", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
     return path

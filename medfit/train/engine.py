@@ -7,13 +7,15 @@ import warnings
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, TQDMProgressBar
-from lightning.pytorch.loggers import CSVLogger, MLFlowLogger
+from lightning.pytorch.loggers import MLFlowLogger
 
 from medfit.config import ExperimentConfig
 from medfit.errors import ConfigError
 from medfit.run_folder import RunFolder
 from medfit.train.averaging import ema_callback
+from medfit.train.checkpoint_io import SafeCheckpointIO
 from medfit.train.checks import monitor_mode
+from medfit.train.history import HistoryInCheckpoint, HistoryLogger
 
 
 def quiet_lightning() -> None:
@@ -28,10 +30,10 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
 
 
-def make_loggers(cfg: ExperimentConfig, run: RunFolder) -> list:
-    """A CSV logger always (the report's training curve reads it), plus MLflow (a local SQLite store by default) with
-    ``train.logger: mlflow``; ``csv`` and ``none`` both mean no MLflow."""
-    loggers = [CSVLogger(save_dir=str(run.path), name=run.logs.name, version="")]
+def make_loggers(cfg: ExperimentConfig, run: RunFolder, history: list[dict] | None = None) -> list:
+    """The history CSV always (the report reads it; ``history``: the lines a resumed run keeps), plus MLflow (a local
+    SQLite store by default) unless disabled."""
+    loggers = [HistoryLogger(run.file("training_log"), history)]
     if cfg.train.logger == "mlflow":
         uri = cfg.train.mlflow_uri or f"sqlite:///{run.path.resolve().parent / 'mlflow.db'}"
         loggers.append(MLFlowLogger(experiment_name="medfit", run_name=cfg.name, tracking_uri=uri))
@@ -47,11 +49,13 @@ def resolve_precision(precision: str, accelerator: str) -> str:
 
 
 def build_trainer(cfg: ExperimentConfig, run: RunFolder, callbacks: list, supervised: bool = True,
-                  **overrides) -> L.Trainer:
+                  history: list[dict] | None = None, **overrides) -> L.Trainer:
     """The Lightning Trainer of a run: engine settings pass through from ``cfg.train``; ``supervised`` adds the
-    weight average and early stopping on the validation metric (a pretraining run has neither)."""
+    weight average and early stopping on the validation metric (a pretraining run has neither). Checkpoints are
+    written atomically and read as tensors only; the history's lines ride in each checkpoint."""
     t = cfg.train
-    callbacks = list(callbacks)
+    loggers = make_loggers(cfg, run, history)
+    callbacks = [*callbacks, HistoryInCheckpoint(loggers[0])]
     if t.ema_decay and supervised:
         if not 0 < t.ema_decay < 1:
             raise ConfigError(f"train.ema_decay {t.ema_decay}: expected a value in (0, 1), e.g. 0.998, or 0 to disable")
@@ -62,9 +66,10 @@ def build_trainer(cfg: ExperimentConfig, run: RunFolder, callbacks: list, superv
         callbacks.append(TQDMProgressBar(leave=True))
     settings = dict(
         max_epochs=t.epochs, accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes,
-        strategy=t.strategy, precision=resolve_precision(t.precision, t.accelerator), logger=make_loggers(cfg, run), callbacks=callbacks,
+        strategy=t.strategy, precision=resolve_precision(t.precision, t.accelerator), logger=loggers, callbacks=callbacks,
         gradient_clip_val=t.optim.grad_clip or None, deterministic=True, enable_progress_bar=t.progress_bar,
         enable_model_summary=False, log_every_n_steps=10, num_sanity_val_steps=0,
-        max_time={"minutes": t.max_time_minutes} if t.max_time_minutes else None, default_root_dir=str(run.path))
+        max_time={"minutes": t.max_time_minutes} if t.max_time_minutes else None, default_root_dir=str(run.path),
+        plugins=[SafeCheckpointIO()])
     settings.update(overrides)
     return L.Trainer(**settings)

@@ -23,9 +23,11 @@ from medfit.models.registry import load_report
 from medfit.run_folder import RunFolder
 from medfit.train.checks import check_validation_split, monitor_mode, weights_warnings
 from medfit.train.engine import build_trainer, quiet_lightning
+from medfit.train.history import history_through
 from medfit.train.inputs import dataset_for
 from medfit.train.module import ClassifierModule
 from medfit.train.predict import predict_splits
+from medfit.train.resume import LastEpochCheckpoint, fit_interruptible, resume_from
 
 
 @dataclass
@@ -89,11 +91,13 @@ def fit(cfg: ExperimentConfig, run: RunFolder, manifest: Manifest, resume: bool 
     train_loader, val_loader = make_loader(datasets["train"], cfg, True), make_loader(datasets["val"], cfg, False)
     module = ClassifierModule(model, task, cfg.train, weights, len(train_loader), cfg.seed)
     checkpoint = ModelCheckpoint(dirpath=run.checkpoints, filename=run.checkpoint("best").stem,
-                                 monitor=cfg.train.monitor, mode=monitor_mode(cfg.train.monitor), save_last=True, save_top_k=1,
+                                 monitor=cfg.train.monitor, mode=monitor_mode(cfg.train.monitor), save_top_k=1,
                                  enable_version_counter=False)
-    trainer = build_trainer(cfg, run, [checkpoint, *(callbacks or [])])
+    last = LastEpochCheckpoint(run.checkpoint("last"))
+    history = history_through(run.file("training_log"), resume_from(run)["epoch"]) if resume else None
+    trainer = build_trainer(cfg, run, [checkpoint, last, *(callbacks or [])], history=history)
     t1 = time.perf_counter()
-    trainer.fit(module, train_loader, val_loader, ckpt_path=str(run.checkpoint("last")) if resume else None)
+    fit_interruptible(trainer, module, train_loader, val_loader, str(run.checkpoint("last")) if resume else None)
     fit_seconds = time.perf_counter() - t1
     if not trainer.is_global_zero:
         return None  # rank 0 predicts and writes

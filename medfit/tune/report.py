@@ -18,9 +18,10 @@ import optuna.visualization.matplotlib as vis  # noqa: E402
 import pandas as pd
 from optuna.trial import TrialState
 
-from medfit.config import ExperimentConfig, config_to_yaml, updated
+from medfit.config import ExperimentConfig, config_to_dict, updated
+from medfit.config.secrets import masked_url, masked_yaml
 from medfit.report.page import STYLE
-from medfit.tune.search import _shown, counts, open_storage, stage_base, stage_study_name, storage_url, study_folder
+from medfit.tune.search import counts, open_storage, stage_base, stage_study_name, storage_url, study_folder
 
 PLOTS = {
     "history": "plot_optimization_history",
@@ -127,14 +128,14 @@ def write_outputs(cfg: ExperimentConfig, study: str, storage_override: str | Non
         summary["stages"].append(entry)
 
     best = best_config(cfg, storage, study)
-    best_path = folder.write_text("best_config", config_to_yaml(best))
+    best_path = folder.write_text("best_config", masked_yaml(config_to_dict(best)))
     summary["best_config"] = str(best_path)
     if seeds is not None:
         summary["seeds"] = seeds.drop(columns="run_dir").to_dict(orient="records")
     folder.write_json("summary", json.loads(json.dumps(summary, default=str)))
     page = (f"<!doctype html><html><head><meta charset=utf-8><title>medfit tune {html.escape(study)}</title>"
             f"<style>{STYLE}</style></head><body><h1>Hyperparameter search: {html.escape(study)}</h1>"
-            f"<p class=muted>config {html.escape(cfg.name)}; storage {html.escape(_shown(storage.url))}</p>"
+            f"<p class=muted>config {html.escape(cfg.name)}; storage {html.escape(masked_url(storage.url))}</p>"
             + "".join(sections)
             + f"<h2>Best config</h2><pre>{html.escape(best_path.read_text())}</pre></body></html>")
     folder.write_text("report", page)

@@ -12,9 +12,9 @@ import optuna
 import sqlalchemy.exc
 from optuna.distributions import distribution_to_json
 from optuna.trial import TrialState
-from sqlalchemy.engine import make_url
 
 from medfit.config import ExperimentConfig
+from medfit.config.secrets import masked_url
 from medfit.errors import ConfigError
 from medfit.run_folder import StudyFolder, check_run_name
 from medfit.tune.space import with_params
@@ -47,14 +47,6 @@ def storage_url(cfg: ExperimentConfig, study: str, override: str | None = None) 
     return f"sqlite:///{path}"
 
 
-def _shown(url: str) -> str:
-    """The URL with any password masked (it ends up in error messages and the report)."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL at all: nothing to hide
-        return url
-
-
 def open_storage(url: str, heartbeat_seconds: float) -> optuna.storages.RDBStorage:
     """RDB storage with a heartbeat: a killed worker's running trial is failed after 2 beats and retried once."""
     # heartbeat, retry and multivariate TPE are marked experimental in Optuna 5; we rely on them knowingly
@@ -72,7 +64,7 @@ def open_storage(url: str, heartbeat_seconds: float) -> optuna.storages.RDBStora
             if attempt < 3 and isinstance(exc, sqlalchemy.exc.DBAPIError):
                 time.sleep(0.5)  # workers started together may race to create the schema; it exists by now
                 continue
-            raise ConfigError(f"--storage {_shown(url)}: cannot open the study storage ({type(exc).__name__}: "
+            raise ConfigError(f"--storage {masked_url(url)}: cannot open the study storage ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0]}); check the URL, driver and server") from None
     raise AssertionError("unreachable")
 
