@@ -45,6 +45,7 @@ FILES = {
     "encoder_weights": "model.safetensors",
     "training_log": "logs/metrics.csv",
     "gallery": "plots/saliency/gallery.json",
+    "explain_quality": "plots/saliency/quality.json",
 }
 CHECKPOINTS = "checkpoints"
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

@@ -10,7 +10,8 @@ from medfit.data.manifest import Manifest, build_manifest
 from medfit.data.studies import study_manifest
 from medfit.errors import DataError
 from medfit.evaluate import evaluate_run
-from medfit.evaluate.augmented import evaluate_any_label, evaluate_augmented
+from medfit.evaluate.any_label import evaluate_any_label
+from medfit.evaluate.augmented_classes import evaluate_study_level
 from medfit.report import write_report
 from medfit.run_folder import RunFolder
 from medfit.train.fit import fit, is_main_process, predict_run
@@ -54,7 +55,7 @@ def evaluate_all(run: RunFolder) -> dict:
     cfg = run.read_config()
     metrics = evaluate_run(run, cfg)
     if cfg.volume.augmented_prediction:
-        evaluate_augmented(run)
+        evaluate_study_level(run)
     if cfg.data.task == "multilabel":
         evaluate_any_label(run)
     return metrics

@@ -167,6 +167,7 @@ class EvaluateConfig:
     bootstrap: int = 1000
     ci_level: float = 0.95
     temperature_scaling: bool = False  # fit a temperature on val; the metrics add calibration after scaling
+    ordinal: bool = False  # multiclass classes are ordered grades: Cohen's kappa with quadratic weights
 
 
 def _vlm_optim() -> OptimConfig:
