@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 
 from medfit.commands.common import add_run_argument
-from medfit.commands.pipeline import evaluate_all
 from medfit.config import updated
+from medfit.evaluate.whole_run import evaluate_whole_run
 from medfit.report import write_report
 from medfit.report.summary import print_summary
 
@@ -23,14 +23,9 @@ def run(args: argparse.Namespace) -> int:
     """Run ``medfit evaluate``: score with the new settings first, save them in the run only when that succeeds."""
     changes = {"evaluate.threshold": args.threshold, "evaluate.threshold_value": args.threshold_value,
                "evaluate.bootstrap": args.bootstrap}
-    before = args.run.read_config()
-    cfg = updated(before, {k: v for k, v in changes.items() if v is not None})
+    cfg = updated(args.run.read_config(), {k: v for k, v in changes.items() if v is not None})
+    evaluate_whole_run(args.run, cfg)
     args.run.write_config(cfg)
-    try:
-        evaluate_all(args.run)
-    except BaseException:
-        args.run.write_config(before)  # the settings are kept only when scoring with them succeeds
-        raise
     write_report(args.run)
     print_summary(args.run)
     return 0

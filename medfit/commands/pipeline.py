@@ -9,9 +9,7 @@ from medfit.config import ExperimentConfig, updated
 from medfit.data.manifest import Manifest, build_manifest
 from medfit.data.studies import study_manifest
 from medfit.errors import DataError
-from medfit.evaluate import evaluate_run
-from medfit.evaluate.any_label import evaluate_any_label
-from medfit.evaluate.augmented_classes import evaluate_study_level
+from medfit.evaluate.whole_run import evaluate_whole_run
 from medfit.report import write_report
 from medfit.run_folder import RunFolder
 from medfit.train.fit import fit, is_main_process, predict_run
@@ -52,13 +50,7 @@ def train_run(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool =
 
 def evaluate_all(run: RunFolder) -> dict:
     """Metrics of the run, plus study-level (augmented prediction) and multilabel 'any' results where they apply."""
-    cfg = run.read_config()
-    metrics = evaluate_run(run, cfg)
-    if cfg.volume.augmented_prediction:
-        evaluate_study_level(run)
-    if cfg.data.task == "multilabel":
-        evaluate_any_label(run)
-    return metrics
+    return evaluate_whole_run(run)
 
 
 def finish_run(run: RunFolder) -> RunFolder:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from medfit.config import EvaluateConfig
+from medfit.config import EvaluateConfig, ExperimentConfig
 from medfit.errors import DataError
 from medfit.evaluate.augmented import multilabel_metrics, patient_any
 from medfit.evaluate.class_thresholds import class_threshold_metrics, class_thresholds
@@ -55,10 +55,10 @@ def any_label_results(pred: pd.DataFrame, labels: list[str], e: EvaluateConfig, 
     return json_safe(results)
 
 
-def evaluate_any_label(run: RunFolder) -> dict:
+def evaluate_any_label(run: RunFolder, cfg: ExperimentConfig | None = None) -> dict:
     """Write the run's multilabel results (``multilabel_any``): per split, per-label metrics and the derived "any"
     label of the rows and of each study (or patient), each at a threshold chosen on validation."""
-    cfg = run.read_config()
+    cfg = cfg or run.read_config()
     pred = run.read_predictions()
     group = "study_id" if "study_id" in pred else "patient_id"
     results = any_label_results(pred, list(cfg.data.label_columns), cfg.evaluate, group)

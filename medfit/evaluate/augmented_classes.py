@@ -51,10 +51,10 @@ def class_augmented_results(pred: pd.DataFrame, cfg: ExperimentConfig, rule: str
     return results, studies
 
 
-def evaluate_study_level(run: RunFolder, rule: str | None = None) -> dict:
+def evaluate_study_level(run: RunFolder, rule: str | None = None, cfg: ExperimentConfig | None = None) -> dict:
     """Write the run's augmented-prediction results, table and study predictions: the binary comparison
     (evaluate_augmented), or the per-class one for multiclass and multilabel runs."""
-    cfg = run.read_config()
+    cfg = cfg or run.read_config()
     if Task.of(cfg.data).is_binary:
         return evaluate_augmented(run, rule)
     results, studies = class_augmented_results(run.read_predictions(), cfg, rule or cfg.volume.combine)

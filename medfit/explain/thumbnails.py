@@ -22,6 +22,8 @@ def png_data_uri(image: np.ndarray, size: int = 96) -> str:
 def input_thumbnails(run: RunFolder, images: list[str], size: int = 96) -> dict[str, str]:
     """Data URIs of the run's manifest rows for ``images`` (the first row of each; key slice of studies); an image
     that can no longer be read is left out."""
+    if not run.has("manifest"):
+        return {}
     manifest = run.read_manifest()
     rows = manifest[manifest["image"].astype(str).isin(set(images))]
     if "offset" in rows:
