@@ -43,3 +43,15 @@ def test_spine_ovcf_config_runs_end_to_end(shared_data, tmp_path):
     assert 0 <= aug["splits"]["test"]["p_value"] <= 1
     pngs = key_slice_saliency(RunFolder(run), "test", cases=2)
     assert len(pngs) == 2 and all(p.stat().st_size > 1000 for p in pngs)
+    # the explanation check: the test key slices' body masks, moved into the input frame, against random maps
+    assert main(["explain", str(run), "--quality", "--quality-images", "4"]) == 0
+    quality = json.loads((run / "plots" / "saliency" / "quality.json").read_text())
+    loc = quality["localisation"]
+    assert loc["n"] == 4 and 0 <= loc["pointing_hit_rate"] <= 1 and 0 <= loc["mass_in_mask"] <= 1
+    # i.i.d. random maps: both baselines are the body's share of the input (about 0.3-0.5 after the 10 % margin crop)
+    assert 0.25 < loc["mask_area_share"] < 0.6
+    assert abs(loc["pointing_hit_rate_random"] - loc["mask_area_share"]) < 0.06  # 800 random maps: SD 0.018
+    assert abs(loc["mass_in_mask_random"] - loc["mask_area_share"]) < 0.02
+    assert "6x6 saliency map" in quality["target_layer"]["warning"] and "patch size" in quality["target_layer"]["warning"]
+    html = (run / "report.html").read_text()
+    assert "pointing game" in html and "share of saliency inside the mask" in html and "randomisation check" in html

@@ -17,7 +17,7 @@ def randomised_copy(model: nn.Module, seed: int) -> nn.Module:
     N(0, 0.02) for parameters held directly by other modules (position embeddings, class tokens, LoRA scalings)."""
     rand = copy.deepcopy(model)
     with torch.random.fork_rng(devices=[]), torch.no_grad():
-        torch.manual_seed(seed)
+        torch.manual_seed(1_000_003 + seed)  # not the seed a model is usually built with: its own init again
         for module in rand.modules():
             reset = getattr(module, "reset_parameters", None)
             if callable(reset):
