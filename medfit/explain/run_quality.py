@@ -21,6 +21,7 @@ from medfit.task import Task
 
 PERCENTILES = (20, 50, 80)  # ROAD cuts: three keep it cheap (each is two forward passes per map)
 N_IMAGES = 8
+ROAD_RANDOM = 2  # random maps per image for ROAD (each costs the image's imputations again)
 RANDOM_MAPS = 200  # per image for localisation (cheap: no model); the pointing-game baseline's SD ~ 0.5 / sqrt(200 n)
 
 
@@ -69,7 +70,7 @@ def explanation_quality(run: RunFolder, split: str = "test", n_images: int = N_I
     maps = explain(model, images)
     out = {"split": split, "method": method, "n_images": len(rows), "images": rows["image"].astype(str).tolist(),
            "target_layer": check_target_layer(model, layer, images[:1]) if layer else None,
-           "faithfulness": faithfulness(model, images, maps, percentiles=PERCENTILES, seed=seed),
+           "faithfulness": faithfulness(model, images, maps, percentiles=PERCENTILES, n_random=ROAD_RANDOM, seed=seed),
            "randomisation": randomisation_check(explain, model, images, maps)}
     keep, masks = aligned_masks(rows, cfg)
     if len(keep):
