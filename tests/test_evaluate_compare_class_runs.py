@@ -1,5 +1,6 @@
 """Comparing two multiclass runs read from their folders: cases matched by image whatever the row order, the
-per-class DeLong/Holm and macro bootstrap of the leaf on the matched arrays, refusals, the verb and the side-by-side page."""
+per-class DeLong/Holm and macro bootstrap of the leaf on the matched arrays, refusals, the verb and the side-by-side
+page."""
 import json
 
 import numpy as np
@@ -62,7 +63,8 @@ def test_refuses_other_tasks_and_disagreeing_labels(tmp_path, two_runs):
         compare_class_runs(a, flipped)
     binary = RunFolder(tmp_path / "bin")
     binary.write_config(config_from_dict({"name": "bin", "data": {"task": "binary", "class_names": ["n", "p"]}}))
-    binary.write_csv("predictions", pd.DataFrame({"image": ["img0.png"], "split": ["test"], "label": [0], "prob": [.1]}))
+    binary.write_csv("predictions", pd.DataFrame({"image": ["img0.png"], "split": ["test"], "label": [0],
+                                                  "prob": [0.1]}))
     with pytest.raises(DataError, match="predict different things"):
         compare_class_runs(a, binary)
 

@@ -70,7 +70,8 @@ def explanation_quality(run: RunFolder, split: str = "test", n_images: int = N_I
     maps = explain(model, images)
     out = {"split": split, "method": method, "n_images": len(rows), "images": rows["image"].astype(str).tolist(),
            "target_layer": check_target_layer(model, layer, images[:1]) if layer else None,
-           "faithfulness": faithfulness(model, images, maps, percentiles=PERCENTILES, n_random=ROAD_RANDOM, seed=seed),
+           "faithfulness": faithfulness(model, images, maps, percentiles=PERCENTILES, n_random=ROAD_RANDOM,
+                                        seed=seed),
            "randomisation": randomisation_check(explain, model, images, maps)}
     keep, masks = aligned_masks(rows, cfg)
     if len(keep):

@@ -55,10 +55,12 @@ def per_class_table(split: str, block: dict, level: int) -> str:
         dl = a.get("auc_delong_ci")
         cells = "".join(f"<td>{fmt(t.get(k), _ci((t.get('wilson_ci') or {}).get(k)))}</td>" for k in PROPORTIONS)
         rows.append(f"<tr><td>{html.escape(name)}</td><td>{a['positives']}</td><td>{fmt(a['auc'], _ci(a['auc_ci']))}"
-                    f"</td><td>{f'{dl[0]:.3f}–{dl[1]:.3f}' if _ci(dl) else '–'}</td><td>{fmt(t.get('threshold'))}</td>"
+                    f"</td><td>{f'{dl[0]:.3f}–{dl[1]:.3f}' if _ci(dl) else '–'}</td>"
+                    f"<td>{fmt(t.get('threshold'))}</td>"
                     f"{cells}</tr>")
     for avg in ("macro", "weighted"):
-        rows.append(f"<tr><td><b>{avg}</b></td><td>{auc['n']}</td><td>{fmt(auc[f'auc_{avg}'], _ci(auc[f'auc_{avg}_ci']))}"
+        value = fmt(auc[f"auc_{avg}"], _ci(auc[f"auc_{avg}_ci"]))
+        rows.append(f"<tr><td><b>{avg}</b></td><td>{auc['n']}</td><td>{value}"
                     f"</td>" + "<td></td>" * (2 + len(PROPORTIONS)) + "</tr>")
     return f"<h3>{html.escape(split)} ({level} % CIs)</h3><table>{head}{''.join(rows)}</table>"
 
@@ -94,7 +96,8 @@ def agreement_table(metrics: dict) -> str:
         rule, kap = b.get("decision_rule") or {}, b["kappa"]
         top = "".join(f"<td>{fmt(b['top_k'][k]['accuracy'], _ci(b['top_k'][k]['ci']))}</td>" if k in b["top_k"]
                       else "<td>–</td>" for k in ks)
-        rows.append(f"<tr><td>{html.escape(split)}</td><td>{e.get('n')}</td><td>{fmt(e.get('accuracy'), _ci(e.get('accuracy_ci')))}"
+        rows.append(f"<tr><td>{html.escape(split)}</td><td>{e.get('n')}</td>"
+                    f"<td>{fmt(e.get('accuracy'), _ci(e.get('accuracy_ci')))}"
                     f"</td><td>{fmt(rule.get('accuracy'), _ci(rule.get('accuracy_ci')))}</td>{top}"
                     f"<td>{fmt(kap['kappa'], _ci(kap['ci']))} <span class=muted>({kap['weights']})</span></td></tr>")
     if not rows:
@@ -136,7 +139,8 @@ def pairs_table(run: RunFolder, split: str, pairs: list[dict]) -> str:
         rows.append(f"<tr><td>{html.escape(p['true'])} → {html.escape(p['predicted'])}</td><td>{p['count']}</td>"
                     f"<td>{100 * p['share_of_true']:.1f} %</td><td class=text><div class=figs>{imgs}</div></td></tr>")
     return (f"<h3>Most frequent confusions on {html.escape(split)}</h3><table><tr><th>true → predicted</th>"
-            f"<th>count</th><th>% of true class</th><th>examples (most confident first)</th></tr>{''.join(rows)}</table>")
+            f"<th>count</th><th>% of true class</th><th>examples (most confident first)</th></tr>"
+            f"{''.join(rows)}</table>")
 
 
 def confusion_section(run: RunFolder, metrics: dict) -> str:
@@ -160,7 +164,8 @@ def calibration_section(metrics: dict) -> str:
         fig_split = (split, cal)
         per = "".join(f"{html.escape(n)}: {fmt(c['brier'])} / {fmt(c['ece'])}<br>" for n, c in cal["per_class"].items())
         rows.append(f"<tr><td>{html.escape(split)}</td><td>{fmt(cal['classwise_ece'])}</td>"
-                    f"<td>{fmt(cal.get('top_label_ece'))}</td><td>{fmt(cal.get('brier_multiclass'))}</td><td>{per}</td></tr>")
+                    f"<td>{fmt(cal.get('top_label_ece'))}</td><td>{fmt(cal.get('brier_multiclass'))}</td>"
+                    f"<td>{per}</td></tr>")
     if not rows:
         return ""
     split, cal = fig_split

@@ -59,7 +59,8 @@ def class_comparison_html(runs: list[RunFolder], names: list[str], split: str, l
             if c is None:
                 rows.append(f"<tr><td>{label}</td><td>{html.escape(cls)}</td><td colspan=6>one side missing</td></tr>")
                 continue
-            rows.append(f"<tr><td>{label}</td><td>{html.escape(cls)}</td><td>{r['n']}</td><td>{c['difference']:+.3f}</td>"
+            rows.append(f"<tr><td>{label}</td><td>{html.escape(cls)}</td><td>{r['n']}</td>"
+                        f"<td>{c['difference']:+.3f}</td>"
                         f"<td>{c['ci'][0]:+.3f} to {c['ci'][1]:+.3f}</td><td>{_p(c['p_value'])}</td>"
                         f"<td>{_p(c['p_holm'])}</td><td>DeLong</td></tr>")
         m = r["macro"]
