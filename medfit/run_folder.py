@@ -53,6 +53,7 @@ FILES = {
     "ood_scores": "ood_scores.csv",  # distance and outside flag of every non-training image
     "review": "review.html",  # the reviewer's page (duplicates, label issues, OOD cases -> corrections CSV)
     "slice_saliency": "plots/saliency_slices/slices.json",
+    "explain_quality": "plots/saliency/quality.json",
 }
 CHECKPOINTS = "checkpoints"
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

@@ -11,7 +11,7 @@ import pytest
 
 from medfit.cli import main
 
-CSV = Path(__file__).resolve().parents[1] / "configs" / "spine-ovcf.csv"
+CSV = Path(__file__).resolve().parents[1] / "configs" / "ovcf-mri.csv"
 EXAMS = {"06_AKs6": "train", "07_AKs7": "train", "02_AKa3": "val", "03_AKa4": "val", "10_DzZ_T1": "test",
          "11_DzZ_T2": "test"}
 

@@ -123,6 +123,16 @@ def test_ovcf_mri_end_to_end(setup, capsys):
     for text in ("Study level (key slice ± 1, mean_prob)", "chosen on the validation studies", "external",
                  "Clinical covariates", "one-hot: 2 (", "true positives"):
         assert text in html, text
+    # the explanation check: the test key slices' body masks, moved into the input frame, against random maps
+    assert main(["explain", str(run), "--quality", "--quality-images", "4"]) == 0
+    loc = json.loads((run / "plots" / "saliency" / "quality.json").read_text())["localisation"]
+    assert loc["n"] == 4 and 0 <= loc["pointing_hit_rate"] <= 1 and 0 <= loc["mass_in_mask"] <= 1
+    # i.i.d. random maps: both baselines are the body's share of the input (about 0.3-0.5 after the 10 % margin crop)
+    assert 0.25 < loc["mask_area_share"] < 0.6
+    assert abs(loc["pointing_hit_rate_random"] - loc["mask_area_share"]) < 0.06  # 800 random maps: SD 0.018
+    assert abs(loc["mass_in_mask_random"] - loc["mask_area_share"]) < 0.02
+    html = (run / "report.html").read_text()
+    assert "pointing game" in html and "share of saliency inside the mask" in html and "randomisation check" in html
 
 
 def test_validate_by_site_on_the_shipped_csv(setup):

@@ -182,4 +182,9 @@ def test_multilabel_3d_study_run_writes_per_label_and_any(shared_data, tmp_path)
     assert out["group"] == "study_id"  # 2.5d rows are studies (one per volume)
     assert set(res["per_label"]) == {"mass", "large"} and res["macro"]["auc"] is not None
     any_ = res["any_study_id"]
+    assert any_["threshold"]["chosen_on"] == "val" and 0 <= any_["threshold"]["value"] <= 1  # not a fixed 0.5
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["splits"]["test"]["classes"]["cooccurrence"]["label_names"] == ["mass", "large"]
+    html = (run / "report.html").read_text()
+    assert "Per label (one vs the rest)" in html and "Label co-occurrence" in html and '"Any" label' in html
     assert any_["n"] == 24 and any_["positives"] == int(((pred["mass"] + pred["large"]) > 0)[pred["split"] == "test"].sum())

@@ -4,10 +4,10 @@ from __future__ import annotations
 import argparse
 
 from medfit.commands.common import add_run_argument
-from medfit.commands.pipeline import evaluate_all
 from medfit.config import updated
 from medfit.config.ranges import range_problems
 from medfit.errors import ConfigError
+from medfit.evaluate.whole_run import evaluate_whole_run
 from medfit.report import write_report
 from medfit.report.summary import print_summary
 
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     problems = range_problems(cfg, ("evaluate",))
     if problems:
         raise ConfigError("; ".join(problems))
-    evaluate_all(args.run, cfg)  # study-level and multilabel extras rescored with the same settings
+    evaluate_whole_run(args.run, cfg)  # study-level and multilabel extras rescored with the same settings
     args.run.write_config(cfg)
     write_report(args.run)
     print_summary(args.run)

@@ -9,12 +9,11 @@ from medfit.config import ExperimentConfig, updated
 from medfit.commands.preflight import preflight
 from medfit.data.manifest import Manifest
 from medfit.errors import DataError
-from medfit.evaluate import evaluate_run
-from medfit.evaluate.augmented import evaluate_any_label, evaluate_augmented
+from medfit.evaluate.whole_run import evaluate_whole_run
 from medfit.preprocess.readable import skip_unreadable
 from medfit.preprocess.study import study_rows
 from medfit.report import write_report
-from medfit.run_folder import RunFolder, json_safe
+from medfit.run_folder import RunFolder
 from medfit.train.fit import fit, is_main_process, predict_run
 from medfit.train.ood import fit_ood_gate
 
@@ -58,14 +57,7 @@ def train_run(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool =
 def evaluate_all(run: RunFolder, cfg: ExperimentConfig | None = None) -> dict:
     """Metrics of the run, plus study-level (augmented prediction) and multilabel 'any' results where they apply;
     ``cfg``: evaluation settings other than the run's saved config."""
-    cfg = cfg or run.read_config()
-    metrics = evaluate_run(run, cfg)
-    if cfg.volume.augmented_prediction:  # study-level metrics at the val studies' threshold join the run's metrics
-        metrics["studies"] = json_safe(evaluate_augmented(run, cfg=cfg)["study_level"])
-        run.write_json("metrics", metrics)
-    if cfg.data.task == "multilabel":
-        evaluate_any_label(run)
-    return metrics
+    return evaluate_whole_run(run, cfg)
 
 
 def finish_run(run: RunFolder) -> RunFolder:

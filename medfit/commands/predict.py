@@ -13,6 +13,7 @@ from medfit.data.covariates import encode_covariates
 from medfit.data.datasets import PreparedDataset
 from medfit.data.manifest import Manifest, absolute_ref
 from medfit.errors import DataError
+from medfit.evaluate.decisions import decision_columns
 from medfit.models import load_network
 from medfit.models.registry import run_covariates
 from medfit.models.export import OnnxClassifier
@@ -54,12 +55,13 @@ def run(args: argparse.Namespace) -> int:
     """Run ``medfit predict``."""
     cfg = args.run.read_config()
     df = rows_to_predict(args)
+    given = set(df.columns)
     for col, default in (("patient_id", ""), ("site", ""), ("split", "predict")):
         if col not in df:
             df[col] = default
     for col in cfg.data.label_columns:
         if col not in df:
-            df[col] = -1
+            df[col] = -1  # the dataset wants a label; dropped from the output below
     manifest = Manifest(df, list(cfg.data.label_columns), list(cfg.data.class_names), cfg.data.task)
     model = OnnxClassifier(args.onnx) if args.onnx else load_network(args.run)
     load, studies = input_loader(cfg, df)
@@ -71,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
         probs = predict_probabilities(model, dataset, manifest.target, cfg.train.batch_size)
     table = predictions_table(manifest, probs)
     table = mark_outside(table, gate, stacked(batches, len(table)), args)
+    table = table.drop(columns=[c for c in ("patient_id", "site", "split", *cfg.data.label_columns) if c not in given])
+    table, note = decision_columns(table, manifest.target, args.run.read_json_or("metrics", {}).get("threshold", {}))
+    if note:
+        print(f"note: {note}")
     name = args.split or "new"
     out = write_csv(Path(args.out), table) if args.out else args.run.write_predictions(table, name)
     print(f"wrote {len(table)} predictions to {out}")

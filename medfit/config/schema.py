@@ -176,6 +176,7 @@ class EvaluateConfig:
     ci_level: float = 0.95
     temperature_scaling: bool = False  # fit a temperature on val; the metrics add calibration after scaling
     domain_classifier: bool = True  # shift check: can a model tell val inputs from test inputs (medfit.evaluate.shift)
+    ordinal: bool = False  # multiclass classes are ordered grades: Cohen's kappa with quadratic weights
 
 
 def _vlm_optim() -> OptimConfig:

@@ -163,24 +163,3 @@ def patient_any(pred: pd.DataFrame, labels: list[str], group: str = "patient_id"
                         "p_any": pred[[f"prob_{n}" for n in labels]].max(axis=1), group: pred[group],
                         "split": pred["split"] if "split" in pred else ""})
     return out.groupby([group, "split"], sort=False).max().reset_index()
-
-
-def evaluate_any_label(run: RunFolder) -> dict:
-    """Write the run's multilabel results: per split, per-label and macro metrics of the rows, and the
-    patient-level derived "any" label (AUC, sensitivity/specificity at 0.5)."""
-    cfg = run.read_config()
-    labels = list(cfg.data.label_columns)
-    pred = run.read_predictions()
-    group = "study_id" if "study_id" in pred else "patient_id"
-    results = {"group": group, "splits": {}}
-    for split, part in pred.groupby("split", sort=False):
-        rows = multilabel_metrics(part[labels].to_numpy(), part[[f"prob_{n}" for n in labels]].to_numpy(), labels)
-        pat = patient_any(part, labels, group)
-        pos, hit = pat["y_any"] == 1, pat["p_any"] >= 0.5
-        rows["any_" + group] = {"auc": _auc(pat["y_any"].to_numpy(), pat["p_any"].to_numpy()), "n": int(len(pat)),
-                                "positives": int(pos.sum()),
-                                "sensitivity": float(hit[pos].mean()) if pos.any() else None,
-                                "specificity": float((~hit[~pos]).mean()) if (~pos).any() else None}
-        results["splits"][split] = rows
-    run.write_json("multilabel_any", results)
-    return results

@@ -5,6 +5,7 @@ import pandas as pd
 
 from medfit.config import ExperimentConfig
 from medfit.evaluate.calibration import apply_temperature, calibration_metrics, fit_temperature
+from medfit.evaluate.classwise import add_class_evidence
 from medfit.evaluate.multiclass import multiclass_metrics
 from medfit.evaluate.sites import site_table
 from medfit.evaluate.stats import delong_auc_ci, proportion_intervals
@@ -58,5 +59,5 @@ def extend_metrics(result: dict, pred: pd.DataFrame, cfg: ExperimentConfig) -> d
     if task.is_binary:
         return extend_binary(result, pred, task.label, cfg)
     if task.is_multiclass:
-        return extend_multiclass(result, pred, task.label, task.probability_columns, cfg)
-    return result
+        result = extend_multiclass(result, pred, task.label, task.probability_columns, cfg)
+    return add_class_evidence(result, pred, cfg)

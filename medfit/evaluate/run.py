@@ -5,13 +5,14 @@ import math
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, roc_auc_score
 
 from medfit.config import EvaluateConfig, ExperimentConfig
 from medfit.errors import DataError
 from medfit.evaluate.extended import extend_metrics
 from medfit.evaluate.metrics import bootstrap_ci, choose_threshold, fast_binary_metrics
 from medfit.evaluate.shift import evaluate_shift
+from medfit.evaluate.multiclass import indicator_matrix
+from medfit.evaluate.ovr_auc import column_aucs
 from medfit.run_folder import RunFolder, json_safe
 from medfit.task import Task
 
@@ -58,12 +59,9 @@ def evaluate_binary(pred: pd.DataFrame, label: str, cfg: EvaluateConfig, seed: i
 
 def evaluate_multiclass(pred: pd.DataFrame, label: str, prob_cols: list[str], cfg: EvaluateConfig, seed: int = 0) -> dict:
     """Macro one-vs-rest AUC and accuracy (argmax) per split, with bootstrap CIs."""
-    def metric(y, p):
-        try:
-            a = roc_auc_score(y, p, multi_class="ovr", average="macro", labels=list(range(p.shape[1])))
-        except ValueError:
-            a = float("nan")
-        return {"auc": a, "accuracy": accuracy_score(y, p.argmax(1))}
+    def metric(y, p):  # vectorised one-vs-rest AUCs: sklearn's roc_auc_score took 0.1 s per resample
+        aucs = column_aucs(indicator_matrix(y, p.shape[1]), p)
+        return {"auc": float(aucs.mean()), "accuracy": float((p.argmax(1) == y).mean()) if len(y) else math.nan}
 
     splits = {}
     for split in _ordered_splits(pred["split"]):

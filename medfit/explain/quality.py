@@ -57,13 +57,15 @@ def feature_map_size(model: nn.Module, layer: str, example: torch.Tensor) -> tup
 
 
 def coarse_map_warning(map_size: tuple[int, int], input_size: tuple[int, int], layer: str = "the target layer",
-                       suggestion: str | None = None, min_side: int = MIN_MAP_SIDE) -> str | None:
+                       suggestion: str | None = None, min_side: int = MIN_MAP_SIDE, vit: bool = False) -> str | None:
     """A one-line warning when the layer's map is coarser than ``min_side`` x ``min_side`` (None when fine enough)."""
     h, w = map_size
     if min(h, w) >= min_side:
         return None
     cell = f"{input_size[0] / h:.0f}x{input_size[1] / w:.0f}"
     fix = f"explain an earlier layer (e.g. --target-layer {suggestion})" if suggestion else "explain an earlier layer"
+    if vit:  # every block of a ViT works on the same patch grid: no earlier layer is finer
+        fix = "use a smaller patch size (model.kwargs.patch_size)"
     return (f"{layer} gives a {h}x{w} saliency map (one cell per {cell} px of the {input_size[0]}x{input_size[1]} "
             f"input), too coarse to localise findings: {fix} or train at a higher resolution")
 
@@ -73,9 +75,10 @@ def check_target_layer(model: nn.Module, layer: str, example: torch.Tensor, min_
     sizes = feature_map_sizes(model, example)
     if layer not in sizes:
         raise DataError(f"target layer {layer!r} has no spatial (B, C, H, W) output; pass another --target-layer")
-    finer = [n for n, s in sizes.items() if min(s) >= min_side]
+    vit = is_vit(model)
+    finer = [] if vit else [n for n, s in sizes.items() if min(s) >= min_side]
     warning = coarse_map_warning(sizes[layer], tuple(example.shape[-2:]), repr(layer), finer[-1] if finer else None,
-                                 min_side)
+                                 min_side, vit)
     return {"layer": layer, "map_size": list(sizes[layer]), "warning": warning}
 
 

@@ -14,6 +14,7 @@ import pandas as pd  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
 from medfit.config import config_to_yaml  # noqa: E402
+from medfit.report.classes import threshold_text  # noqa: E402
 from medfit.report.page import METRIC_ORDER, STYLE, figure_to_data_uri, fmt, img_tag  # noqa: E402
 from medfit.report.sections import extra_sections, model_title  # noqa: E402
 from medfit.report.shift import shift_section  # noqa: E402
@@ -81,8 +82,9 @@ def training_figure(log_csv: Path) -> str:
         ax2 = ax.twinx()
         ax2.plot(per_epoch.index, per_epoch["val_auc"], color="C2", label="val AUC")
         ax2.set_ylabel("val AUC")
-        ax2.legend(loc="center right", fontsize=8)
-    ax.legend(loc="upper right", fontsize=8)
+    # one legend below the axes: inside them it covered the AUC line
+    fig.legend(loc="lower center", ncol=3, fontsize=8, bbox_to_anchor=(0.5, -0.02), frameon=False)
+    fig.subplots_adjust(bottom=0.25)
     ax.set_title("training")
     return img_tag(figure_to_data_uri(fig), "training curves")
 
@@ -123,7 +125,7 @@ def write_report(run: RunFolder) -> Path:
         f"<h1>medfit run: {html.escape(cfg.name)}</h1>",
         f"<p class=muted>{html.escape(model_title(cfg))} · {html.escape(cfg.data.task)} · "
         f"trainable parameters {params.get('trainable', '–'):,} of {params.get('total', '–'):,} · "
-        f"threshold {html.escape(str(threshold.get('method')))} = {fmt(threshold.get('value'))} chosen on validation</p>"
+        f"{html.escape(threshold_text(threshold))}</p>"
         if params else f"<h1>{html.escape(cfg.name)}</h1>",
         f"<h2>Metrics ({int(metrics.get('ci_level', 0.95) * 100)} % stratified bootstrap CIs, "
         f"{metrics.get('bootstrap', 0)} resamples)</h2>", metric_table(metrics), shift_section(metrics),

@@ -12,6 +12,7 @@ from sklearn.metrics import roc_curve  # noqa: E402
 
 from medfit.errors import DataError  # noqa: E402
 from medfit.evaluate.compare import compare_runs  # noqa: E402
+from medfit.report.multi_classes import class_comparison_html, class_roc_figure  # noqa: E402
 from medfit.report.page import METRIC_ORDER, STYLE, figure_to_data_uri, fmt, img_tag  # noqa: E402
 from medfit.report.sections import model_title  # noqa: E402
 from medfit.run_folder import RunFolder, write_text  # noqa: E402
@@ -50,8 +51,11 @@ def write_multi_report(runs: list[RunFolder], out: str | Path, split: str = "tes
             ax.plot(fpr, tpr, label=f"{name}: AUC {loaded[i][1]['splits'][split]['auc']:.3f}")
     ax.plot([0, 1], [0, 1], "--", color="#aaa", lw=1)
     ax.set(xlabel="1 - specificity", ylabel="sensitivity", title=f"ROC on {split}")
-    ax.legend(loc="lower right", fontsize=8)
-    roc = img_tag(figure_to_data_uri(fig), "ROC curves of the runs")
+    if binary:
+        ax.legend(loc="lower right", fontsize=8)
+    else:
+        plt.close(fig)
+    roc = img_tag(figure_to_data_uri(fig), "ROC curves of the runs") if binary else class_roc_figure(runs, names, split)
     tests = []
     if binary:
         for run, name in zip(runs[1:], names[1:]):
@@ -65,6 +69,8 @@ def write_multi_report(runs: list[RunFolder], out: str | Path, split: str = "tes
                          f"<td>{r['z']:.2f}</td><td>{r['p_value']:.4f}</td></tr>")
     test_table = ("<h2>Paired DeLong tests (same cases)</h2><table><tr><th>comparison</th><th>n</th><th>AUC difference</th>"
                   "<th>95 % CI</th><th>z</th><th>p</th></tr>" + "".join(tests) + "</table>") if tests else ""
+    if not binary:
+        test_table = class_comparison_html(runs, names, split)
     links = "".join(f"<li>{html.escape(n)}: <code>{html.escape(str(r.file('report')))}</code></li>"
                     for n, r in zip(names, runs))
     body = (f"<h1>medfit: {len(runs)} runs side by side</h1><p class=muted>split: {html.escape(split)}; "

@@ -10,12 +10,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-METRIC_ORDER = ["auc", "accuracy", "sensitivity", "specificity", "ppv", "npv", "f1"]
+METRIC_ORDER = ["auc", "auc_weighted", "accuracy", "top_2", "kappa", "sensitivity", "specificity", "ppv", "npv", "f1"]
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
 h1{margin-bottom:.2rem} h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
 table{border-collapse:collapse;margin:.5rem 0} td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}
-th{background:#f4f4f4} td:first-child,th:first-child{text-align:left}
+th{background:#f4f4f4} td:first-child,th:first-child,td.text{text-align:left}
 .figs{display:flex;flex-wrap:wrap;gap:1rem} .figs img{max-width:520px;border:1px solid #eee}
 pre{background:#f7f7f7;padding:.8rem;overflow:auto;font-size:.85rem} .muted{color:#777}
 .warning{background:#fff4e5;border-left:4px solid #e69500;padding:.4rem .8rem}

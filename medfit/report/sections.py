@@ -1,4 +1,5 @@
-"""More report sections: ROC band, PR curve, calibration, per-site table, Wilson CIs, multiclass, saliency gallery."""
+"""More report sections: ROC band, PR curve, calibration, per-site table, Wilson CIs, saliency gallery; the per-class
+sections of multiclass and multilabel runs (report.classes) and the explanation checks (report.explanations)."""
 from __future__ import annotations
 
 import base64
@@ -9,13 +10,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_curve  # noqa: E402
 
 from medfit.evaluate.stats import roc_ci_band  # noqa: E402
 from medfit.report.audit_section import audit_section  # noqa: E402
+from medfit.report.classes import class_sections  # noqa: E402
 from medfit.report.covariates import covariates_section  # noqa: E402
+from medfit.report.explanations import class_gallery_section, quality_section, study_level_section  # noqa: E402
 from medfit.report.ood_section import ood_section  # noqa: E402
 from medfit.report.page import figure_to_data_uri, fmt, img_tag  # noqa: E402
 from medfit.report.studies import study_section  # noqa: E402
@@ -114,33 +116,6 @@ def site_table_html(rows: list[dict], protocol: str = "") -> str:
     return f"{note}{pseudo}<table>{head}{body}</table>"
 
 
-def multiclass_section(metrics: dict) -> str:
-    """Per-class sensitivity/specificity/AUC tables and confusion matrices of each split."""
-    parts, figs = [], []
-    for split, e in metrics.get("splits", {}).items():
-        if "per_class" not in e:
-            continue
-        names = e.get("class_names") or list(e["per_class"])
-        head = "<tr><th>class</th><th>n</th><th>AUC</th><th>sensitivity</th><th>specificity</th><th>PPV</th></tr>"
-        body = "".join(f"<tr><td>{html.escape(c)}</td><td>{v['n']}</td><td>{fmt(v.get('auc'))}</td>"
-                       f"<td>{fmt(v.get('sensitivity'))}</td><td>{fmt(v.get('specificity'))}</td><td>{fmt(v.get('ppv'))}</td></tr>"
-                       for c, v in e["per_class"].items())
-        parts.append(f"<h3>{html.escape(split)}: macro AUC {fmt(e.get('auc'))}, weighted {fmt(e.get('auc_weighted'))}</h3>"
-                     f"<table>{head}{body}</table>")
-        m = np.array(e["confusion_matrix"])
-        fig, ax = plt.subplots(figsize=(1.2 + 0.6 * len(names), 1 + 0.6 * len(names)))
-        ax.imshow(m, cmap="Blues")
-        for (i, j), v in np.ndenumerate(m):
-            ax.text(j, i, str(v), ha="center", va="center", color="white" if v > m.max() / 2 else "black", fontsize=8)
-        ax.set_xticks(range(len(names)), names, rotation=45, fontsize=7)
-        ax.set_yticks(range(len(names)), names, fontsize=7)
-        ax.set(xlabel="predicted", ylabel="true", title=f"{split} (argmax)")
-        figs.append(img_tag(figure_to_data_uri(fig), f"confusion matrix {split}"))
-    if not parts:
-        return ""
-    return "".join(parts) + '<div class="figs">' + "".join(figs) + "</div>"
-
-
 def saliency_gallery(run: RunFolder) -> str:
     """The TP/FP/TN/FN overlays written by ``medfit explain RUN --gallery``, embedded as data URIs."""
     if not run.has("gallery"):
@@ -195,10 +170,11 @@ def extra_sections(run: RunFolder, cfg, metrics: dict, pred: pd.DataFrame) -> li
             sites, protocol = saved.get("rows", sites), saved.get("protocol", "")
         if sites:
             parts += ["<h2>Per site (threshold carried from validation)</h2>", site_table_html(sites, protocol)]
-        parts.append(study_section(run))
-        parts += ["<h2>Saliency gallery</h2>", saliency_gallery(run)]
-    elif metrics.get("task") == "multiclass":
-        parts += ["<h2>Per class</h2>", multiclass_section(metrics)]
+        parts += ["<h2>Saliency gallery</h2>", saliency_gallery(run), quality_section(run)]
+    else:
+        parts += [*class_sections(run, cfg, metrics, pred), class_gallery_section(run), quality_section(run)]
+    # binary: study-level metrics at the val studies' threshold and per site; else per-class comparison
+    parts.append(study_section(run) if metrics.get("task") == "binary" else study_level_section(run))
     parts.append(covariates_section(run, cfg))
     parts += ["<h2>Trainable parameters</h2>", parameters_section(metrics, model_title(cfg), fine_tuning(cfg)),
               weights_section(metrics)]

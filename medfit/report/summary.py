@@ -8,11 +8,12 @@ from rich.table import Table
 
 from medfit.audit.ood import ood_line
 from medfit.report.shift import shift_sentences
+from medfit.report.summary_classes import print_class_summary
 from medfit.run_folder import RunFolder
 
-SHOWN = ["auc", "accuracy", "sensitivity", "specificity", "ppv", "npv", "f1"]
-SHORT = {"auc": "AUC", "accuracy": "accuracy", "sensitivity": "sensitivity", "specificity": "specificity", "ppv": "PPV",
-         "npv": "NPV", "f1": "F1"}
+SHOWN = ["auc", "auc_weighted", "accuracy", "top_2", "kappa", "sensitivity", "specificity", "ppv", "npv", "f1"]
+SHORT = {"auc": "AUC", "auc_weighted": "AUC weighted", "accuracy": "accuracy", "top_2": "top-2", "kappa": "kappa",
+         "sensitivity": "sensitivity", "specificity": "specificity", "ppv": "PPV", "npv": "NPV", "f1": "F1"}
 
 
 def print_summary(run: RunFolder, console: Console | None = None) -> None:
@@ -34,11 +35,12 @@ def print_summary(run: RunFolder, console: Console | None = None) -> None:
             cells.append("–" if v is None else (f"{v:.3f}\n[dim]{ci[0]:.3f}–{ci[1]:.3f}[/dim]" if ci else f"{v:.3f}"))
         table.add_row(name, str(s.get("n", "")), *cells)
     console.print(table)
+    print_class_summary(metrics, console)
     thr = metrics.get("threshold", {})
     params = metrics.get("parameters", {})
     timing = metrics.get("timing", {})
     level = int(round(metrics.get("ci_level", 0.95) * 100))
-    if "value" in thr:
+    if thr.get("value") is not None and "per_class" not in thr:
         console.print(f"threshold: {thr['method']} on val = {thr['value']:.4f} (carried unchanged to the other splits); "
                       f"second line: {level} % stratified bootstrap CI")
     if params:
