@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from medfit.config.evidence_checks import check_evidence
 from medfit.config.schema import ExperimentConfig, ModelConfig
 from medfit.errors import ConfigError
 
@@ -88,4 +89,5 @@ def check_experiment(cfg: ExperimentConfig) -> ExperimentConfig:
     """All cross-section checks of an experiment config; returns it with derived values filled in."""
     check_model_keys(cfg.model)
     check_volume_mode(cfg)
+    check_evidence(cfg)
     return resolve_channels(cfg)
