@@ -13,7 +13,8 @@ from medfit.evaluate import evaluate_run
 from medfit.evaluate.augmented import evaluate_any_label, evaluate_augmented
 from medfit.report import write_report
 from medfit.run_folder import RunFolder
-from medfit.train.fit import fit, is_main_process, predict_run
+from medfit.train.ensemble import fit_members
+from medfit.train.fit import is_main_process, predict_run
 
 
 def prepare_run(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool = False,
@@ -42,7 +43,7 @@ def train_run(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool =
               callbacks: list | None = None) -> RunFolder | None:
     """Prepare, fit and predict; None in the non-zero ranks of a multi-process run."""
     run, manifest, cfg = prepare_run(cfg, data_dir, resume)
-    result = fit(cfg, run, manifest, resume, callbacks)
+    result = fit_members(cfg, run, manifest, resume, callbacks)
     if result is None:
         return None
     predict_run(result, cfg, manifest, run)

@@ -22,7 +22,7 @@ from medfit.run_folder import RunFolder
 from medfit.train.engine import build_trainer, quiet_lightning
 from medfit.train.inputs import dataset_for
 from medfit.train.module import ClassifierModule
-from medfit.train.predict import predict_splits
+from medfit.train.uncertainty import predict_members
 
 
 @dataclass
@@ -32,6 +32,8 @@ class FitResult:
     model: torch.nn.Module
     info: dict
     datasets: dict[str, PreparedDataset] = field(default_factory=dict)
+    members: list[torch.nn.Module] = field(default_factory=list)  # deep ensemble: the other members (medfit.train.ensemble)
+    seeds: list[int] = field(default_factory=list)  # the seed of the model, then of each member
 
 
 def seed_everything(seed: int) -> None:
@@ -57,13 +59,13 @@ def make_loader(dataset: PreparedDataset, cfg: ExperimentConfig, train: bool) ->
 
 
 def fit(cfg: ExperimentConfig, run: RunFolder, manifest: Manifest, resume: bool = False,
-        callbacks: list | None = None) -> FitResult | None:
+        callbacks: list | None = None, datasets: dict | None = None) -> FitResult | None:
     """Train on the manifest's train split, validate on val, keep the best weights; None in non-zero ranks."""
     quiet_lightning()
     seed_everything(cfg.seed)
     t0 = time.perf_counter()
     show = cfg.train.progress_bar
-    datasets = {s: dataset_for(manifest.split(s), cfg, show, f"loading {s}") for s in ("train", "val")}
+    datasets = datasets or {s: dataset_for(manifest.split(s), cfg, show, f"loading {s}") for s in ("train", "val")}
     load_seconds = time.perf_counter() - t0
 
     task = manifest.target
@@ -94,11 +96,11 @@ def fit(cfg: ExperimentConfig, run: RunFolder, manifest: Manifest, resume: bool 
     if pretrained is not None:
         info["pretrained"] = pretrained
     run.write_json("train_info", info)
-    return FitResult(module.model, info, datasets)
+    return FitResult(module.model, info, datasets, seeds=[cfg.seed])
 
 
 def predict_run(result: FitResult, cfg: ExperimentConfig, manifest: Manifest, run: RunFolder) -> pd.DataFrame:
-    """Predict every non-training split with the fitted network and write the run's predictions."""
-    table = predict_splits(result.model, manifest, cfg, preloaded=result.datasets)
+    """Predict every non-training split with the fitted network (or ensemble) and write the run's predictions."""
+    table = predict_members([result.model, *result.members], result.seeds, manifest, cfg, preloaded=result.datasets)
     run.write_predictions(table)
     return table
