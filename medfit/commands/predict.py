@@ -8,14 +8,17 @@ import numpy as np
 import pandas as pd
 
 from medfit.commands.common import add_run_argument
+from medfit.config import updated
 from medfit.data.datasets import PreparedDataset
 from medfit.data.manifest import Manifest, absolute_ref
 from medfit.errors import DataError
-from medfit.models import load_network
+from medfit.evaluate.conformal_run import prediction_sets
 from medfit.models.export import OnnxClassifier
 from medfit.preprocess.study import input_loader
-from medfit.run_folder import write_csv
-from medfit.train.predict import predict_probabilities, predictions_table
+from medfit.run_folder import RunFolder, write_csv
+from medfit.task import Task
+from medfit.train.ensemble import load_members
+from medfit.train.uncertainty import predict_members
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +56,17 @@ def rows_to_predict(args: argparse.Namespace) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+def add_prediction_sets(table: pd.DataFrame, run: RunFolder, task: Task, cfg) -> None:
+    """The conformal set of each row next to its probability (calibrated on the run's validation predictions)."""
+    if not cfg.evaluate.conformal_alpha or task.is_multilabel or not run.has("predictions"):
+        return
+    val = run.read_predictions()
+    val = val[val["split"] == "val"]
+    if len(val):
+        at = table.columns.get_loc(task.probability_columns[-1]) + 1
+        table.insert(at, "prediction_set", prediction_sets(val, table, task, cfg.evaluate))
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``medfit predict``."""
     cfg = args.run.read_config()
@@ -64,10 +78,16 @@ def run(args: argparse.Namespace) -> int:
         if col not in df:
             df[col] = -1
     manifest = Manifest(df, list(cfg.data.label_columns), list(cfg.data.class_names), cfg.data.task)
-    model = OnnxClassifier(args.onnx) if args.onnx else load_network(args.run)
-    load, studies = input_loader(cfg, df)
-    dataset = PreparedDataset(manifest, load, True, "loading", np.float16 if studies else np.float32)
-    table = predictions_table(manifest, predict_probabilities(model, dataset, manifest.target, cfg.train.batch_size))
+    if args.onnx:  # one exported network: no ensemble members, no dropout to sample
+        models, seeds, cfg = [OnnxClassifier(args.onnx)], [cfg.seed], updated(cfg, {"evaluate.mc_dropout": 0})
+    else:
+        models, seeds = load_members(args.run)
+    work = manifest.with_df(df.assign(split="predict"))  # one pass over every row, in the order given
+    load, studies = input_loader(cfg, work.df)
+    dataset = PreparedDataset(work, load, True, "loading", np.float16 if studies else np.float32)
+    table = predict_members(models, seeds, work, cfg, ["predict"], {"predict": dataset})  # batches as in training runs
+    table["split"] = df["split"].to_numpy()
+    add_prediction_sets(table, args.run, Task.of(cfg.data), cfg)
     name = args.split or "new"
     out = write_csv(Path(args.out), table) if args.out else args.run.write_predictions(table, name)
     print(f"wrote {len(table)} predictions to {out}")

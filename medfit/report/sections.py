@@ -14,7 +14,15 @@ import pandas as pd  # noqa: E402
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_curve  # noqa: E402
 
 from medfit.evaluate.stats import roc_ci_band  # noqa: E402
+from medfit.report.calibration_slope import calibration_slope_section  # noqa: E402
+from medfit.report.conformal import conformal_section  # noqa: E402
+from medfit.report.decision_curve import decision_curve_section  # noqa: E402
 from medfit.report.page import figure_to_data_uri, fmt, img_tag  # noqa: E402
+from medfit.report.referral import referral_section  # noqa: E402
+from medfit.report.sample_size import sample_size_section  # noqa: E402
+from medfit.report.seeds import seeds_section  # noqa: E402
+from medfit.report.subgroups import subgroups_section  # noqa: E402
+from medfit.report.tta import tta_section  # noqa: E402
 from medfit.run_folder import RunFolder  # noqa: E402
 
 SITE_COLUMNS = ["auc", "sensitivity", "specificity", "ppv", "npv", "accuracy"]
@@ -205,6 +213,14 @@ def extra_sections(run: RunFolder, cfg, metrics: dict, pred: pd.DataFrame) -> li
         parts += ["<h2>Saliency gallery</h2>", saliency_gallery(run)]
     elif metrics.get("task") == "multiclass":
         parts += ["<h2>Per class</h2>", multiclass_section(metrics)]
+    parts.append(calibration_slope_section(metrics))
+    parts.append(decision_curve_section(metrics))
+    parts.append(conformal_section(metrics))
+    parts.append(referral_section(metrics))
+    parts.append(subgroups_section(metrics))
+    parts.append(sample_size_section(metrics))
+    parts.append(seeds_section(metrics))
+    parts.append(tta_section(metrics))
     parts += ["<h2>Trainable parameters</h2>", parameters_section(metrics, model_title(cfg), fine_tuning(cfg))]
     parts.append(site_counts(run.file("manifest"), cfg.data.label_columns[0], list(cfg.data.class_names)))
     parts.append(audit_section(run))

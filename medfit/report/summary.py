@@ -6,6 +6,7 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
+from medfit.report.evidence_summary import evidence_lines
 from medfit.run_folder import RunFolder
 
 SHOWN = ["auc", "accuracy", "sensitivity", "specificity", "ppv", "npv", "f1"]
@@ -44,6 +45,8 @@ def print_summary(run: RunFolder, console: Console | None = None) -> None:
     if timing:
         console.print(f"time: loading {timing.get('load_seconds')} s, training {timing.get('fit_seconds')} s "
                       f"over {timing.get('epochs_run')} epochs ({timing.get('train_images_per_second')} img/s)")
+    for line in evidence_lines(metrics):
+        console.print(line, markup=False)
     if run.has("audit"):
         console.print(run.read_json("audit").get("summary", ""), markup=False)
     console.print(f"run folder: {run.path}  ·  report: {run.file('report')}")
