@@ -11,6 +11,8 @@ from medfit.evaluate.run import evaluate_predictions
 from medfit.evaluate.seeds import seed_metrics
 from medfit.evaluate.subgroup_columns import subgroup_columns
 from medfit.evaluate.tta import tta_comparison
+from medfit.report.conformal import conformal_section
+from medfit.report.model_card import model_card
 from medfit.task import Task
 
 BINARY = Task("binary", ("normal", "pneumonia"))
@@ -136,3 +138,13 @@ def test_evidence_keys_are_checked_at_load_time():
             cfg(**bad)
     with pytest.raises(ConfigError, match="train.seeds"):
         config_from_dict({"train": {"seeds": [1, 1]}})
+
+
+def test_mondrian_by_site_with_unseen_sites_is_reported_not_raised():
+    pred = table()
+    pred.loc[pred["split"] == "test", "site"] = "elsewhere"
+    res = run_conformal(pred, BINARY, cfg(conformal_mondrian="site").evaluate, "test")
+    assert "coverage" not in res and "elsewhere have no calibration (validation) cases" in res["skipped"]
+    metrics = {"splits": {"test": {"n": 4}}, "conformal": res}
+    assert "Not computed: conformal groups elsewhere" in conformal_section(metrics)
+    assert "- Conformal prediction sets not computed: conformal groups elsewhere" in model_card({}, metrics)

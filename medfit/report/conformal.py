@@ -16,6 +16,8 @@ def conformal_section(metrics: dict) -> str:
     c = metrics.get("conformal")
     if not c:
         return ""
+    if c.get("coverage") is None:
+        return "<h2>Conformal prediction sets</h2>" + note(f"Not computed: {c.get('skipped', 'no cases')}", warn=True)
     rows = [_row(c["split"], c)]
     rows += [_row(f"{c['split']} · site {g}", s) for g, s in (c.get("per_group") or {}).items()]
     rows += [_row(f"{c['split']} · class {k}", {**s, "mean_set_size": None}) for k, s in (c.get("per_class") or {}).items()]

@@ -194,7 +194,9 @@ def _utility(metrics: dict) -> list[str]:
 def _uncertainty(metrics: dict) -> list[str]:
     lines = []
     conf = metrics.get("conformal")
-    if conf:
+    if conf and conf.get("coverage") is None:
+        lines.append(f"- Conformal prediction sets not computed: {conf.get('skipped', 'no cases')}")
+    elif conf:
         lines += [f"- Conformal prediction sets ({conf['method']}, alpha {fmt(conf['alpha'], 2)}, calibrated on "
                   f"{fmt(conf['calibration_n'])} validation cases): coverage {fmt(conf['coverage'])} (target "
                   f"{fmt(conf['target_coverage'])}), mean set size {fmt(conf['mean_set_size'])}, uncertain (more than one "
