@@ -148,3 +148,21 @@ def test_mondrian_by_site_with_unseen_sites_is_reported_not_raised():
     metrics = {"splits": {"test": {"n": 4}}, "conformal": res}
     assert "Not computed: conformal groups elsewhere" in conformal_section(metrics)
     assert "- Conformal prediction sets not computed: conformal groups elsewhere" in model_card({}, metrics)
+
+
+def test_multiclass_runs_get_conformal_sets_referral_and_seeds():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 120)
+    logits = np.eye(3)[y] * 2 + rng.normal(0, 1, (120, 3))
+    prob = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    pred = pd.DataFrame({"image": [f"i{k}" for k in range(120)], "split": ["val"] * 60 + ["test"] * 60,
+                         "site": "s", "label": y, **{f"prob_{c}": prob[:, k] for k, c in enumerate("abc")},
+                         **{f"member{s}_prob_{c}": prob[:, k] for s in (3, 4) for k, c in enumerate("abc")}})
+    c = config_from_dict({"data": {"task": "multiclass", "class_names": ["a", "b", "c"]},
+                          "evaluate": {"bootstrap": 0, "conformal_method": "aps"}})
+    metrics = add_evidence(evaluate_predictions(pred, c), pred, c)
+    assert metrics["conformal"]["method"] == "aps" and set(metrics["conformal"]["per_class"]) == {"a", "b", "c"}
+    assert metrics["referral"]["uncertainty"] == "predictive entropy" and len(metrics["referral"]["at"]) == 3
+    assert metrics["seeds"]["seeds"] == [3, 4] and metrics["seeds"]["splits"]["test"]["auc"]["sd"] == 0
+    assert metrics["seeds"]["splits"]["test"]["auc"]["mean"] == pytest.approx(metrics["splits"]["test"]["auc"])
+    assert "sample_size" not in metrics and "decision_curve" not in metrics["splits"]["test"]

@@ -3,6 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import medfit.commands.validate as validate
+from medfit.cli import main
 from medfit.config import config_from_dict
 from medfit.data.manifest import Manifest
 from medfit.evaluate.learning_curve import curve_points, learning_curve, subsample_patients
@@ -41,13 +43,9 @@ def test_curve_point_ci_adds_test_variance_and_seed_variance():
     assert p[1]["seed_sd"] == 0 and p[1]["se"] == pytest.approx(0.05) and p[1]["patients"] == 20
 
 
-def test_protocol_trains_every_share_and_seed_and_states_the_verdict(tmp_path):
-    pool(20).to_csv(tmp_path / "all.csv", index=False)
-    cfg = config_from_dict({"name": "lcx", "output_dir": str(tmp_path / "runs"),
-                            "data": {"source": "csv", "root": str(tmp_path / "all.csv"), "val_fraction": 0.0}})
-    trained = []
-
-    def fit(run_cfg):  # stand-in for training: the AUC grows with the training patients and flattens
+def stand_in_fit(trained: list):
+    """A fit function that trains nothing: the AUC grows with the training patients (0.9 - 2 / patients)."""
+    def fit(run_cfg, data_dir=None):
         df = pd.read_csv(run_cfg.data.root)
         n = df.loc[df["split"] == "train", "patient_id"].nunique()
         trained.append((run_cfg.name, run_cfg.seed, n))
@@ -56,8 +54,15 @@ def test_protocol_trains_every_share_and_seed_and_states_the_verdict(tmp_path):
         run.write_json("metrics", {"splits": {s: {"auc": auc, "auc_delong_ci": [auc - 0.05, auc + 0.05]}
                                               for s in ("val", "test")}})
         return run
+    return fit
 
-    res = learning_curve(cfg, None, fit, fractions=(0.25, 0.5, 1.0), seeds=(0, 1))
+
+def test_protocol_trains_every_share_and_seed_and_states_the_verdict(tmp_path):
+    pool(20).to_csv(tmp_path / "all.csv", index=False)
+    cfg = config_from_dict({"name": "lcx", "output_dir": str(tmp_path / "runs"),
+                            "data": {"source": "csv", "root": str(tmp_path / "all.csv"), "val_fraction": 0.0}})
+    trained = []
+    res = learning_curve(cfg, None, stand_in_fit(trained), fractions=(0.25, 0.5, 1.0), seeds=(0, 1))
     assert [t[2] for t in trained] == [10, 10, 20, 20, 40, 40] and trained[1][:2] == ("lc025-seed1", 1)
     test = res["curves"]["test"]
     assert [p["patients"] for p in test] == [10, 20, 40] and test[2]["auc"] == pytest.approx(0.85 + 0.0005)
@@ -65,3 +70,18 @@ def test_protocol_trains_every_share_and_seed_and_states_the_verdict(tmp_path):
     saved = ProtocolFolder(tmp_path / "runs" / "lcx-lc")
     assert saved.read_json("learning_curve")["summary"] == res["summary"]
     assert len(saved.read_csv("learning_curve_table")) == 6
+
+
+def test_validate_learning_curve_verb_prints_the_table_and_writes_the_page(tmp_path, monkeypatch, capsys):
+    pool(20).to_csv(tmp_path / "all.csv", index=False)
+    (tmp_path / "lc.yaml").write_text(f"name: lcv\noutput_dir: {tmp_path / 'runs'}\n"
+                                      f"data: {{source: csv, root: {tmp_path / 'all.csv'}, val_fraction: 0.0}}\n")
+    monkeypatch.setattr(validate, "train_and_evaluate", stand_in_fit([]))
+    assert main(["validate", str(tmp_path / "lc.yaml"), "--learning-curve", "--fractions", "0.1,0.5,1",
+                 "--seeds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "still rising" in out and "0.850 (" in out and "100 %" in out
+    page = ProtocolFolder(tmp_path / "runs" / "lcv-lc").file("learning_curve_report").read_text()
+    assert 'alt="learning curve"' in page and "data:image/png;base64," in page and "Verdict: still rising" in page
+    assert main(["validate", str(tmp_path / "lc.yaml"), "--learning-curve", "--folds", "3"]) == 2
+    assert "give one of --folds K, --train-sites A,B or --learning-curve" in capsys.readouterr().err

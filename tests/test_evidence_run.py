@@ -117,3 +117,12 @@ def test_report_renders_the_evidence_in_chromium(run, tmp_path):
     alts = {i["alt"] for i in page["images"]}
     assert {"decision curve val", "decision curve test", "risk-coverage curve test"} <= alts
     assert "By pathogen" in page["text"] and "members: mean ± sd" in page["text"]
+
+
+def test_evaluate_verb_rescores_with_other_evidence_keys(run, capsys):  # last: it changes the run's config
+    assert main(["evaluate", str(run.path), "--set", "evaluate.conformal_alpha=0.2", "evaluate.subgroups=[site]"]) == 0
+    metrics = json.loads(run.file("metrics").read_text())
+    assert metrics["conformal"]["alpha"] == 0.2 and set(metrics["subgroups"]) == {"site", "pathogen"}
+    assert "conformal sets (lac, alpha 0.2) on test" in capsys.readouterr().out
+    assert main(["evaluate", str(run.path), "--set", "evaluate.tta=[vflip]"]) == 2
+    assert "changes the predictions, not their scoring" in capsys.readouterr().err
