@@ -36,6 +36,7 @@ FILES = {
     "report": "report.html",
     "model_card": "model_card.md",
     "tripod": "tripod_ai.md",
+    "about": "about.yaml",  # the authors' notes for the model card and TRIPOD+AI (intended use, data dates, ...)
     "augmented": "augmented.json",
     "augmented_table": "augmented.md",
     "study_predictions": "study_predictions.csv",
@@ -56,6 +57,7 @@ FILES = {
     "explain_quality": "plots/saliency/quality.json",
 }
 CHECKPOINTS = "checkpoints"
+MEMBERS = "members"  # deep-ensemble members beyond the first: members/seed<k>/, each a run folder of its own
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -231,6 +233,11 @@ class RunFolder(Folder):
         """``checkpoints/<which>/``: a saved adapter folder (VLM LoRA runs)."""
         return self.checkpoints / which
 
+    def member(self, seed: int) -> "RunFolder":
+        """The folder of the ensemble member trained with ``seed`` (``members/seed<k>/``: its config, checkpoints and
+        training record); the first member is the run itself."""
+        return RunFolder(self.path / MEMBERS / f"seed{int(seed)}")
+
     @property
     def has_checkpoint(self) -> bool:
         """Whether the run holds a last checkpoint (it trained at least one epoch)."""
@@ -301,7 +308,9 @@ class ProtocolFolder(Folder):
     """A k-fold cross-validation: ``<output_dir>/<name>-cv/`` with one run folder per fold and the pooled results."""
 
     files = {"result": "cv.json", "table": "cv.csv", "oof_predictions": "oof_predictions.csv",
-             "label_issues": "label_issues.csv", "report": FILES["report"], "review": FILES["review"]}
+             "label_issues": "label_issues.csv", "report": FILES["report"], "review": FILES["review"],
+             "learning_curve": "learning_curve.json", "learning_curve_table": "learning_curve.csv",
+             "learning_curve_report": "learning_curve.html"}
 
     def fold_input(self, name: str) -> Path:
         """The manifest CSV a fold's run trains on."""

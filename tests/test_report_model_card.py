@@ -42,8 +42,8 @@ def run():
                     "conformal": conformal_evaluation(pv, yv, pt, yt, 0.1, groups=sites),
                     "referral": risk_coverage(yt, pt, predictive_entropy(pt)),
                     "subgroups": {"site": subgroup_table(yt, pt, sites, THRESHOLD, n_boot=40)},
-                    "decision_curve": decision_curve(yt, pt),
                     "sample_size": auc_ci_halfwidth(len(yt), float(yt.mean()), metrics["splits"]["test"]["auc"])})
+    metrics["splits"]["test"]["decision_curve"] = decision_curve(yt, pt)
     config = config_to_dict(config_from_dict({"name": "card-run", "data": {"class_names": ["normal", "pneumonia"]}}))
     manifest = pd.DataFrame({"split": ["train"] * 5 + ["val"] * 3 + ["test"] * 2, "label": [0, 1, 1, 1, 0, 0, 1, 1, 1, 0],
                              "patient_id": ["a", "a", "b", "c", "d", "e", "e", "f", "g", "h"],

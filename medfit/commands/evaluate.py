@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+import yaml
+
 from medfit.commands.common import add_run_argument
 from medfit.config import updated
 from medfit.config.ranges import range_problems
@@ -19,13 +21,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override the threshold method")
     parser.add_argument("--threshold-value", type=float, help="fixed threshold or target sensitivity/specificity")
     parser.add_argument("--bootstrap", type=int, help="number of bootstrap resamples")
+    parser.add_argument("--set", action="extend", nargs="+", default=[], metavar="evaluate.KEY=VALUE", dest="overrides",
+                        help="change evaluation keys, e.g. --set evaluate.subgroups=[site] evaluate.conformal_alpha=0.05")
+
+
+PREDICTION_KEYS = ("evaluate.mc_dropout", "evaluate.tta", "evaluate.tta_strength", "evaluate.tta_samples")
+
+
+def evaluate_changes(overrides: list[str]) -> dict:
+    """``evaluate.KEY=VALUE`` items (values as YAML); keys that change the predictions themselves are refused."""
+    changes = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key.startswith("evaluate."):
+            raise ConfigError(f"--set {item!r}: medfit evaluate changes evaluate.KEY=VALUE only; retrain for other keys")
+        if key in PREDICTION_KEYS:
+            raise ConfigError(f"--set {key}: changes the predictions, not their scoring; set it in the config and "
+                              "retrain (or use medfit predict)")
+        changes[key] = yaml.safe_load(raw)
+    return changes
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``medfit evaluate``: check the new settings, score with them, save them in the run only when that succeeds."""
     changes = {"evaluate.threshold": args.threshold, "evaluate.threshold_value": args.threshold_value,
                "evaluate.bootstrap": args.bootstrap}
-    cfg = updated(args.run.read_config(), {k: v for k, v in changes.items() if v is not None})
+    changes = {**{k: v for k, v in changes.items() if v is not None}, **evaluate_changes(args.overrides)}
+    cfg = updated(args.run.read_config(), changes)
     problems = range_problems(cfg, ("evaluate",))
     if problems:
         raise ConfigError("; ".join(problems))

@@ -14,7 +14,8 @@ from medfit.preprocess.readable import skip_unreadable
 from medfit.preprocess.study import study_rows
 from medfit.report import write_report
 from medfit.run_folder import RunFolder
-from medfit.train.fit import fit, is_main_process, predict_run
+from medfit.train.ensemble import fit_members
+from medfit.train.fit import is_main_process, predict_run
 from medfit.train.ood import fit_ood_gate
 
 
@@ -46,7 +47,7 @@ def train_run(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool =
               callbacks: list | None = None) -> RunFolder | None:
     """Prepare, fit and predict; None in the non-zero ranks of a multi-process run."""
     run, manifest, cfg = prepare_run(cfg, data_dir, resume)
-    result = fit(cfg, run, manifest, resume, callbacks)
+    result = fit_members(cfg, run, manifest, resume, callbacks)
     if result is None:
         return None
     predict_run(result, cfg, manifest, run)

@@ -9,19 +9,23 @@ import numpy as np
 import pandas as pd
 
 from medfit.commands.common import add_run_argument, read_rows_csv
+from medfit.config import updated
 from medfit.data.covariates import encode_covariates
 from medfit.data.datasets import PreparedDataset
 from medfit.data.manifest import Manifest, absolute_ref
 from medfit.errors import DataError
+from medfit.evaluate.conformal_run import prediction_sets
 from medfit.evaluate.decisions import decision_columns
-from medfit.models import load_network
-from medfit.models.registry import run_covariates
 from medfit.models.export import OnnxClassifier
+from medfit.models.registry import run_covariates
 from medfit.preprocess.study import input_loader
-from medfit.run_folder import write_csv
+from medfit.run_folder import RunFolder, write_csv
+from medfit.task import Task
+from medfit.train.ensemble import load_members
 from medfit.train.features import stacked, tap_features
 from medfit.train.ood import load_gate
-from medfit.train.predict import predict_probabilities, predictions_table
+from medfit.train.predict import predict_probabilities
+from medfit.train.uncertainty import predict_members
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +55,17 @@ def rows_to_predict(args: argparse.Namespace) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+def add_prediction_sets(table: pd.DataFrame, run: RunFolder, task: Task, cfg) -> None:
+    """The conformal set of each row next to its probability (calibrated on the run's validation predictions)."""
+    if not cfg.evaluate.conformal_alpha or task.is_multilabel or not run.has("predictions"):
+        return
+    val = run.read_predictions()
+    val = val[val["split"] == "val"]
+    if len(val):
+        at = table.columns.get_loc(task.probability_columns[-1]) + 1
+        table.insert(at, "prediction_set", prediction_sets(val, table, task, cfg.evaluate))
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``medfit predict``."""
     cfg = args.run.read_config()
@@ -63,16 +78,26 @@ def run(args: argparse.Namespace) -> int:
         if col not in df:
             df[col] = -1  # the dataset wants a label; dropped from the output below
     manifest = Manifest(df, list(cfg.data.label_columns), list(cfg.data.class_names), cfg.data.task)
-    model = OnnxClassifier(args.onnx) if args.onnx else load_network(args.run)
-    load, studies = input_loader(cfg, df)
+    if args.onnx:  # one exported network: no ensemble members, no dropout to sample
+        models, seeds, cfg = [OnnxClassifier(args.onnx)], [cfg.seed], updated(cfg, {"evaluate.mc_dropout": 0})
+    else:
+        models, seeds = load_members(args.run)
+    work = manifest.with_df(df.assign(split="predict"))  # one pass over every row, in the order given
+    load, studies = input_loader(cfg, work.df)
     encoder = run_covariates(args.run)  # a run trained with clinical covariates reads them from the same columns
     covariates = encode_covariates(df, encoder, args.manifest or "the rows to predict") if encoder else None
-    dataset = PreparedDataset(manifest, load, True, "loading", np.float16 if studies else np.float32, covariates)
+    dataset = PreparedDataset(work, load, True, "loading", np.float16 if studies else np.float32, covariates)
     gate = None if args.onnx else load_gate(args.run)
-    with tap_features(model) if gate is not None else nullcontext([]) as batches:
-        probs = predict_probabilities(model, dataset, manifest.target, cfg.train.batch_size)
-    table = predictions_table(manifest, probs)
-    table = mark_outside(table, gate, stacked(batches, len(table)), args)
+    with tap_features(models[0]) if gate is not None else nullcontext([]) as batches:
+        table = predict_members(models, seeds, work, cfg, ["predict"], {"predict": dataset})  # batches as in training
+    features = stacked(batches, len(table))
+    if gate is not None and features is None:  # MC-dropout passes or TTA views: the gate reads one plain pass
+        with tap_features(models[0]) as batches:
+            predict_probabilities(models[0], dataset, work.target, cfg.train.batch_size, False)
+        features = stacked(batches, len(table))
+    table["split"] = df["split"].to_numpy()
+    add_prediction_sets(table, args.run, Task.of(cfg.data), cfg)
+    table = mark_outside(table, gate, features, args)
     table = table.drop(columns=[c for c in ("patient_id", "site", "split", *cfg.data.label_columns) if c not in given])
     table, note = decision_columns(table, manifest.target, args.run.read_json_or("metrics", {}).get("threshold", {}))
     if note:

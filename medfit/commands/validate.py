@@ -1,4 +1,5 @@
-"""Validate a config by patient-grouped k-fold cross-validation, or by external sites (train on some, test on the rest)."""
+"""Validate a config by patient-grouped k-fold cross-validation, by external sites (train on some, test on the rest),
+or by a learning curve (train on growing shares of the training patients)."""
 from __future__ import annotations
 
 import argparse
@@ -11,9 +12,11 @@ from medfit.commands.common import add_config_arguments, load_experiment
 from medfit.commands.pipeline import train_and_evaluate
 from medfit.commands.preflight import preflight
 from medfit.errors import ConfigError
+from medfit.evaluate.learning_curve import FRACTIONS, learning_curve
 from medfit.evaluate.protocols import cross_validate, external_validation
 from medfit.report import write_report
 from medfit.report.protocol import write_cv_report
+from medfit.report.learning_curve import learning_curve_page
 from medfit.run_folder import ProtocolFolder, RunFolder
 
 
@@ -24,6 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-sites", help="comma-separated sites to train on; every other site is external")
     parser.add_argument("--pseudo-sites", type=int, default=0,
                         help="no site column: split patients into N pseudo-sites by patient-id range first")
+    parser.add_argument("--learning-curve", action="store_true",
+                        help="train on growing shares of the training patients; plot val/test AUC against patients")
+    parser.add_argument("--fractions", default=",".join(map(str, FRACTIONS)),
+                        help="learning curve: comma-separated shares of the training patients (default %(default)s)")
+    parser.add_argument("--seeds", type=int, default=3, help="learning curve: seeds per share (default %(default)s)")
 
 
 def _fmt(value) -> str:
@@ -66,13 +74,39 @@ def print_sites(res: dict, console: Console) -> None:
                   f"row; run folder: {res['run']}")
 
 
+def print_learning_curve(res: dict, console: Console) -> None:
+    """The learning-curve table (val and test AUC per share of the training patients) and its verdict."""
+    table = Table(title=res["protocol"], title_justify="left")
+    for col in ("share", "patients", "val AUC", "test AUC (CI)", "sd over seeds"):
+        table.add_column(col, justify="right", no_wrap=True)
+    val = {p["fraction"]: p for p in res["curves"]["val"]}
+    for p in res["curves"]["test"]:
+        table.add_row(f"{100 * p['fraction']:.0f} %", str(p["patients"]), _fmt((val.get(p["fraction"]) or {}).get("auc")),
+                      f"{p['auc']:.3f} ({p['ci'][0]:.3f}–{p['ci'][1]:.3f})", _fmt(p["seed_sd"]))
+    console.print(table)
+    console.print(f"learning curve {(res.get('summary') or {}).get('message', '')}; folder: {res['folder']}")
+
+
+def _fractions(text: str) -> list[float]:
+    try:
+        return [float(f) for f in text.split(",") if f.strip()]
+    except ValueError:
+        raise ConfigError(f"--fractions {text!r}: expected comma-separated shares, e.g. 0.1,0.25,0.5,1") from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``medfit validate``."""
-    if bool(args.folds) == bool(args.train_sites):
-        raise ConfigError("medfit validate: give either --folds K or --train-sites A,B")
+    if sum(map(bool, (args.folds, args.train_sites, args.learning_curve))) != 1:
+        raise ConfigError("medfit validate: give one of --folds K, --train-sites A,B or --learning-curve")
     cfg = load_experiment(args)
     preflight(cfg, args.data, needs=("train",) if args.folds else (), run_folder=False)
     fit = partial(train_and_evaluate, data_dir=args.data)
+    if args.learning_curve:
+        res = learning_curve(cfg, args.data, fit, _fractions(args.fractions), tuple(range(args.seeds)))
+        folder = ProtocolFolder(res["folder"])
+        folder.write_text("learning_curve_report", learning_curve_page(res, folder.read_csv("learning_curve_table")))
+        print_learning_curve(res, Console())
+        return 0
     if args.folds:
         res = cross_validate(cfg, args.folds, args.data, fit)
         print_folds(res, Console())

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from medfit.config.evidence_checks import check_evidence
 from medfit.config.schema import ExperimentConfig, ModelConfig
 from medfit.errors import ConfigError
 
@@ -114,4 +115,5 @@ def check_experiment(cfg: ExperimentConfig) -> ExperimentConfig:
     check_model_keys(cfg.model)
     check_volume_mode(cfg)
     check_covariates(cfg)
+    check_evidence(cfg)
     return resolve_channels(cfg)

@@ -164,6 +164,7 @@ class TrainConfig:
     progress_bar: bool = True
     max_time_minutes: float = 0.0  # >0: stop training after this wall time
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    seeds: list[int] = field(default_factory=list)  # >1 seeds: a deep ensemble of one member per seed (medfit.train.ensemble)
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,20 @@ class EvaluateConfig:
     temperature_scaling: bool = False  # fit a temperature on val; the metrics add calibration after scaling
     domain_classifier: bool = True  # shift check: can a model tell val inputs from test inputs (medfit.evaluate.shift)
     ordinal: bool = False  # multiclass classes are ordered grades: Cohen's kappa with quadratic weights
+    # the evidence sections (medfit.evaluate.evidence; docs/EVALUATION.md)
+    conformal_alpha: float = 0.1  # conformal sets calibrated on val at this error rate; 0 disables
+    conformal_method: Literal["lac", "aps", "raps"] = "lac"
+    conformal_mondrian: Literal["none", "class", "site"] = "none"  # calibrate within each class or each site
+    decision_thresholds: list[float] = field(default_factory=lambda: [0.01, 0.99, 0.01])  # decision curve: start, stop, step
+    subgroups: list[str] = field(default_factory=list)  # manifest columns to report performance by (site, sex, ...)
+    subgroup_patterns: dict = field(default_factory=dict)  # name -> regex on the image path; its first group is the subgroup
+    subgroup_min_class: int = 10  # warn for a subgroup with fewer positives or negatives than this
+    referral_rates: list[float] = field(default_factory=lambda: [0.05, 0.1, 0.2])  # risk-coverage numbers at these rates
+    target_auc_halfwidth: float = 0.05  # sample size: the test n whose AUC CI half-width is this
+    mc_dropout: int = 0  # >1: this many stochastic passes with dropout on; the prediction is their mean, with a spread
+    tta: list[str] = field(default_factory=list)  # test-time augmentation views: hflip, vflip, shift, augment
+    tta_strength: float = 0.5  # shift and augment views: this share of the training augmentation's ranges
+    tta_samples: int = 4  # augment: random views per image
 
 
 def _vlm_optim() -> OptimConfig:

@@ -8,6 +8,7 @@ import pandas as pd
 
 from medfit.config import EvaluateConfig, ExperimentConfig
 from medfit.errors import DataError
+from medfit.evaluate.evidence import add_evidence
 from medfit.evaluate.extended import extend_metrics
 from medfit.evaluate.metrics import bootstrap_ci, choose_threshold, fast_binary_metrics
 from medfit.evaluate.shift import evaluate_shift
@@ -105,7 +106,9 @@ def evaluate_predictions(pred: pd.DataFrame, cfg: ExperimentConfig) -> dict:
 def evaluate_run(run: RunFolder, cfg: ExperimentConfig | None = None) -> dict:
     """Score the run's predictions, write its metrics (with the training record) and return them."""
     cfg = cfg or run.read_config()
-    metrics = evaluate_predictions(run.read_predictions(), cfg)
+    pred = run.read_predictions()
+    manifest = run.read_manifest() if run.has("manifest") else None
+    metrics = add_evidence(evaluate_predictions(pred, cfg), pred, cfg, manifest)
     metrics.update(run.read_json_or("train_info", {}))
     metrics["shift"] = evaluate_shift(run, cfg, metrics)
     metrics = _clean(metrics)

@@ -14,6 +14,7 @@ import pandas as pd  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
 from medfit.config import config_to_yaml  # noqa: E402
+from medfit.report.cards import write_cards  # noqa: E402
 from medfit.report.classes import threshold_text  # noqa: E402
 from medfit.report.page import METRIC_ORDER, STYLE, figure_to_data_uri, fmt, img_tag  # noqa: E402
 from medfit.report.sections import extra_sections, model_title  # noqa: E402
@@ -104,7 +105,8 @@ def data_summary(manifest_csv: Path, label_columns: list[str], class_names: list
 
 
 def write_report(run: RunFolder) -> Path:
-    """Write the run's HTML report (config, data, metrics, plots) and return its path."""
+    """Write the run's HTML report (config, data, metrics, plots), its model card and TRIPOD+AI checklist; returns the
+    report's path."""
     cfg = run.read_config()
     metrics = run.read_metrics()
     pred = run.read_predictions()
@@ -138,4 +140,5 @@ def write_report(run: RunFolder) -> Path:
     parts[at:at] = extra_sections(run, cfg, metrics, pred)
     page = f"<!doctype html><html><head><meta charset=utf-8><title>medfit · {html.escape(cfg.name)}</title>" \
            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>"
+    write_cards(run)
     return run.write_text("report", page)

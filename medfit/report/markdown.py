@@ -36,6 +36,11 @@ def ordered_splits(names) -> list[str]:
     return sorted(names, key=lambda s: (SPLIT_ORDER.index(s) if s in SPLIT_ORDER else len(SPLIT_ORDER), s))
 
 
+def headline_split(splits) -> str | None:
+    """The split a single-split section describes: test, else external (as medfit.evaluate.evidence)."""
+    return next((s for s in ("test", "external") if s in splits), None)
+
+
 def ci_percent(metrics: dict) -> str:
     """The run's CI level as a whole percentage ('95')."""
     return fmt(100 * metrics.get("ci_level", 0.95), 0)

@@ -7,14 +7,15 @@ data_sources, data_dates, setting, eligibility, outcome_definition, ethics, fund
 registration, data_sharing, code_sharing, patient_public_involvement, limitations: list of lines).
 Optional metrics sections it reads when present: splits.<split>.calibration.{slope, slope_ci, intercept,
 intercept_ci}, recalibration, sites, subgroups ({attribute: subgroup_table}), decision_curve, conformal, referral,
-sample_size, learning_curve, temperature.
+sample_size, learning_curve, temperature, seeds, tta; splits.<split>.decision_curve (the headline split's: test,
+else external).
 """
 from __future__ import annotations
 
 import pandas as pd
 
 from medfit.evaluate.utility import net_benefit_at
-from medfit.report.markdown import ci_percent, fmt, fmt_ci, md_table, ordered_splits
+from medfit.report.markdown import ci_percent, fmt, fmt_ci, headline_split, md_table, ordered_splits
 
 TBC = "*To be completed by the authors.*"
 SHOWN = [("auc", "AUC"), ("sensitivity", "sensitivity"), ("specificity", "specificity"), ("ppv", "PPV"),
@@ -87,7 +88,7 @@ def _model(config: dict, train_info: dict) -> list[str]:
              f"- Pretrained weights: {m.get('pretrained') or 'none (trained from scratch)'}",
              f"- Fine-tuning: {m.get('finetune', 'not recorded')}"]
     if m.get("finetune") == "lora":
-        lines.append(f"- LoRA: rank {fmt(m.get('lora_r'))}, alpha {fmt(m.get('lora_alpha'))}")
+        lines.append(f"- LoRA: rank {fmt(m.get('lora', {}).get('r'))}, alpha {fmt(m.get('lora', {}).get('alpha'))}")
     params = (train_info or {}).get("parameters", {})
     if params:
         lines.append(f"- Parameters: {fmt(params.get('trainable'))} trainable of {fmt(params.get('total'))}")
@@ -96,11 +97,15 @@ def _model(config: dict, train_info: dict) -> list[str]:
 
 def _training(config: dict, train_info: dict) -> list[str]:
     t = config.get("train", {})
-    lines = ["## Training", "", f"- Optimiser {t.get('optimizer', 'n/a')}, learning rate {t.get('lr', 'n/a')}, "
-             f"weight decay {t.get('weight_decay', 'n/a')}, batch size {fmt(t.get('batch_size'))}, "
-             f"scheduler {t.get('scheduler', 'n/a')}", f"- Epochs: {fmt(t.get('epochs'))} (early-stopping patience "
+    o = t.get("optim", {})
+    lines = ["## Training", "", f"- Optimiser {o.get('optimizer', 'n/a')}, learning rate {o.get('lr', 'n/a')}, "
+             f"weight decay {o.get('weight_decay', 'n/a')}, batch size {fmt(t.get('batch_size'))}, "
+             f"scheduler {o.get('scheduler', 'n/a')}", f"- Epochs: {fmt(t.get('epochs'))} (early-stopping patience "
              f"{fmt(t.get('early_stopping_patience'))}, monitor {t.get('monitor', 'n/a')})",
              f"- Class imbalance: {t.get('class_balance', 'not recorded')}", f"- Seed: {fmt(config.get('seed'))}"]
+    if len(t.get("seeds") or []) > 1:
+        lines.append(f"- Deep ensemble of {len(t['seeds'])} members (seeds {', '.join(map(str, t['seeds']))}); "
+                     "the prediction is the mean of their probabilities")
     timing = (train_info or {}).get("timing", {})
     if timing:
         lines.append(f"- Ran {fmt(timing.get('epochs_run'))} epoch(s) in {fmt(timing.get('fit_seconds'), 1)} s "
@@ -173,14 +178,15 @@ def _calibration(metrics: dict) -> list[str]:
 
 
 def _utility(metrics: dict) -> list[str]:
-    curve = metrics.get("decision_curve")
+    split = headline_split(metrics.get("splits", {}))
+    curve = metrics["splits"][split].get("decision_curve") if split else None
     if not curve:
         return ["## Clinical utility", "", "Decision curve analysis not computed for this run.", ""]
     rows = [[fmt(r["threshold"], 2), fmt(r["model"]), fmt(r["treat_all"]), fmt(r["treat_none"]),
              fmt(r["interventions_avoided_per_100"], 1)] for r in net_benefit_at(curve)]
     ranges = "; ".join(f"{fmt(a, 2)} to {fmt(b, 2)}" for a, b in curve.get("useful_ranges", [])) or "none"
     header = ["threshold", "net benefit: model", "treat all", "treat none", "interventions avoided per 100"]
-    return (["## Clinical utility", "", f"Decision curve on {fmt(curve['n'])} cases (prevalence "
+    return (["## Clinical utility", "", f"Decision curve on the {split} split's {fmt(curve['n'])} cases (prevalence "
              f"{fmt(curve['prevalence'])}). The model's net benefit exceeds treat-all and treat-none at thresholds "
              f"{ranges}.", ""] + md_table(header, rows) + [""])
 
@@ -188,19 +194,47 @@ def _utility(metrics: dict) -> list[str]:
 def _uncertainty(metrics: dict) -> list[str]:
     lines = []
     conf = metrics.get("conformal")
-    if conf:
+    if conf and conf.get("coverage") is None:
+        lines.append(f"- Conformal prediction sets not computed: {conf.get('skipped', 'no cases')}")
+    elif conf:
         lines += [f"- Conformal prediction sets ({conf['method']}, alpha {fmt(conf['alpha'], 2)}, calibrated on "
                   f"{fmt(conf['calibration_n'])} validation cases): coverage {fmt(conf['coverage'])} (target "
                   f"{fmt(conf['target_coverage'])}), mean set size {fmt(conf['mean_set_size'])}, uncertain (more than one "
                   f"label) {fmt(conf['uncertain_share'])}, empty {fmt(conf['empty_share'])}"]
         lines += [f"  - {g}: coverage {fmt(s['coverage'])}, uncertain {fmt(s['uncertain_share'])} (n = {fmt(s['n'])})"
                   for g, s in (conf.get("per_group") or {}).items()]
+        lines += [f"  - {conf['note']}"] if conf.get("note") else []
     ref = metrics.get("referral")
     if ref:
-        lines += [f"- Referring the most uncertain {fmt(100 * r['referral_rate'], 0)} % ({fmt(r['referred'])} cases): "
+        lines.append(f"- Referral by {ref.get('uncertainty', 'uncertainty')}:")
+        lines += [f"  - Referring the most uncertain {fmt(100 * r['referral_rate'], 0)} % ({fmt(r['referred'])} cases): "
                   f"accuracy {fmt(r['accuracy'])}, AUC {fmt(r['auc'])} on the {fmt(r['retained'])} retained"
                   for r in ref["at"]]
+    lines += _seeds(metrics) + _tta(metrics)
     return (["## Uncertainty and referral", ""] + lines + [""]) if lines else []
+
+
+def _seeds(metrics: dict) -> list[str]:
+    s = metrics.get("seeds")
+    if not s:
+        return []
+    lines = [f"- Ensemble of {fmt(s['members'])} members (seeds {', '.join(map(str, s['seeds']))}): the ensemble's "
+             "value [CI] and the members' mean +- sd"]
+    for split in ordered_splits(s["splits"]):
+        pooled, leaf = metrics["splits"].get(split, {}), s["splits"][split].get("auc")
+        if leaf:
+            lines.append(f"  - {split} AUC {fmt_ci(pooled.get('auc'), pooled.get('auc_ci'))}; members "
+                         f"{fmt(leaf['mean'])} +- {fmt(leaf['sd'])}")
+    return lines
+
+
+def _tta(metrics: dict) -> list[str]:
+    t = metrics.get("tta")
+    if not t:
+        return []
+    return [f"- Test-time augmentation ({', '.join(t['views'])}), {split}: AUC {fmt(r.get('auc_no_tta'))} without, "
+            f"{fmt(r.get('auc_tta'))} with, difference {fmt_ci(r.get('difference'), r.get('difference_ci'))}, "
+            f"{r.get('test', 'paired DeLong')} p = {fmt(r.get('p_value'))}" for split, r in t["splits"].items()]
 
 
 def _sample_size(metrics: dict) -> list[str]:
@@ -210,6 +244,10 @@ def _sample_size(metrics: dict) -> list[str]:
         lines.append(f"- A test set of {fmt(s['n'])} cases at prevalence {fmt(s['prevalence'])} gives an AUC of "
                      f"{fmt(s['auc'])} a {fmt(100 * s['level'], 0)} % CI half-width of {fmt(s['halfwidth'])} "
                      f"({s.get('method', 'Hanley & McNeil 1982')})")
+        target = s.get("for_target")
+        if target:
+            lines.append(f"- A half-width of {fmt(target['halfwidth'])} would need {fmt(target['n'])} cases at this "
+                         "prevalence and AUC")
     if lc:
         lines.append(f"- Learning curve: {lc.get('message', 'n/a')} (rule: {lc.get('rule', 'n/a')})")
     return (["## Sample size", ""] + lines + [""]) if lines else []

@@ -15,12 +15,20 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 
 from medfit.evaluate.stats import roc_ci_band  # noqa: E402
 from medfit.report.audit_section import audit_section  # noqa: E402
+from medfit.report.calibration_slope import calibration_slope_section  # noqa: E402
 from medfit.report.classes import class_sections  # noqa: E402
+from medfit.report.conformal import conformal_section  # noqa: E402
 from medfit.report.covariates import covariates_section  # noqa: E402
+from medfit.report.decision_curve import decision_curve_section  # noqa: E402
 from medfit.report.explanations import class_gallery_section, quality_section, study_level_section  # noqa: E402
 from medfit.report.ood_section import ood_section  # noqa: E402
 from medfit.report.page import figure_to_data_uri, fmt, img_tag  # noqa: E402
+from medfit.report.referral import referral_section  # noqa: E402
+from medfit.report.sample_size import sample_size_section  # noqa: E402
+from medfit.report.seeds import seeds_section  # noqa: E402
 from medfit.report.studies import study_section  # noqa: E402
+from medfit.report.subgroups import subgroups_section  # noqa: E402
+from medfit.report.tta import tta_section  # noqa: E402
 from medfit.report.weights import warnings_block, weights_section  # noqa: E402
 from medfit.run_folder import RunFolder  # noqa: E402
 
@@ -175,6 +183,9 @@ def extra_sections(run: RunFolder, cfg, metrics: dict, pred: pd.DataFrame) -> li
         parts += [*class_sections(run, cfg, metrics, pred), class_gallery_section(run), quality_section(run)]
     # binary: study-level metrics at the val studies' threshold and per site; else per-class comparison
     parts.append(study_section(run) if metrics.get("task") == "binary" else study_level_section(run))
+    parts += [calibration_slope_section(metrics), decision_curve_section(metrics), conformal_section(metrics),
+              referral_section(metrics), subgroups_section(metrics), sample_size_section(metrics),
+              seeds_section(metrics), tta_section(metrics)]
     parts.append(covariates_section(run, cfg))
     parts += ["<h2>Trainable parameters</h2>", parameters_section(metrics, model_title(cfg), fine_tuning(cfg)),
               weights_section(metrics)]

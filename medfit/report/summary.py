@@ -9,6 +9,7 @@ from rich.table import Table
 from medfit.audit.ood import ood_line
 from medfit.report.shift import shift_sentences
 from medfit.report.summary_classes import print_class_summary
+from medfit.report.evidence_summary import evidence_lines
 from medfit.run_folder import RunFolder
 
 SHOWN = ["auc", "auc_weighted", "accuracy", "top_2", "kappa", "sensitivity", "specificity", "ppv", "npv", "f1"]
@@ -52,6 +53,8 @@ def print_summary(run: RunFolder, console: Console | None = None) -> None:
         console.print(f"warning: {line}", markup=False)
     for sentence in shift_sentences(metrics):
         console.print(f"shift: {sentence}", markup=False)
+    for line in evidence_lines(metrics):
+        console.print(line, markup=False)
     if run.has("audit"):
         console.print(run.read_json("audit").get("summary", ""), markup=False)
     if run.has("ood"):

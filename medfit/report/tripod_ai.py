@@ -102,9 +102,11 @@ def _measures(metrics: dict) -> str:
     if "calibration" in test:
         slope = ", calibration slope/intercept" if "slope" in test["calibration"] else ""
         found.append("Brier score, ECE, reliability diagram" + slope)
-    names = {"decision_curve": "decision curve (net benefit)", "conformal": "conformal prediction sets",
-             "referral": "risk-coverage (referral) curve", "subgroups": "subgroup performance with gap tests",
-             "sample_size": "Hanley-McNeil AUC CI half-width"}
+    if any(s.get("decision_curve") for s in metrics.get("splits", {}).values()):
+        found.append("decision curve (net benefit) per split")
+    names = {"conformal": "conformal prediction sets", "referral": "risk-coverage (referral) curve",
+             "subgroups": "subgroup performance with gap tests", "sample_size": "Hanley-McNeil AUC CI half-width",
+             "seeds": "ensemble members' mean +- sd over seeds", "tta": "test-time augmentation with paired DeLong"}
     return "; ".join(found + [v for k, v in names.items() if metrics.get(k)])
 
 
@@ -123,16 +125,17 @@ def _run_answers(config: dict, metrics: dict, counts: dict | None, audit: dict |
         "9a": f"All pixels of each image ({fmt(d.get('image_size'))} x {fmt(d.get('image_size'))}, "
               f"{fmt(d.get('channels'))} channel(s)); no predictor pre-selection",
         "9b": f"Image input from {d.get('source', 'n/a')} `{d.get('root', '')}`, preprocessed as in item 7",
-        "10": (f"Sample size not calculated in advance; test set of {fmt(sample['n'])} cases gives an AUC CI half-width "
-               f"of {fmt(sample['halfwidth'])} at AUC {fmt(sample['auc'])}" if sample else None),
+        "10": _sample_line(sample),
         "11": f"Unreadable images: on_bad_file = {p.get('on_bad_file', 'error')}; no imputation (image inputs)",
         "12a": f"Patient-level split (patient ids {d.get('patient_scope', 'global')}); validation fraction "
                f"{fmt(d.get('val_fraction'), 2)} of the training pool (split seed {fmt(d.get('split_seed'))}); "
                "threshold and calibration chosen on validation only",
         "12b": f"Pixel intensities rescaled; resize by {p.get('resize', 'stretch')}; augmentation in training only",
         "12c": f"{m.get('name', 'n/a')} network, fine-tuning {m.get('finetune', 'n/a')}, pretrained "
-               f"{m.get('pretrained') or 'none'}; optimiser {t.get('optimizer', 'n/a')}, lr {t.get('lr', 'n/a')}, "
-               f"{fmt(t.get('epochs'))} epochs; internal validation on a held-out split",
+               f"{m.get('pretrained') or 'none'}; optimiser {t.get('optim', {}).get('optimizer', 'n/a')}, lr "
+               f"{t.get('optim', {}).get('lr', 'n/a')}, "
+               f"{fmt(t.get('epochs'))} epochs" + (f"; deep ensemble of {len(t['seeds'])} seeds" if len(t.get("seeds") or [])
+                                                  > 1 else "") + "; internal validation on a held-out split",
         "12d": "Performance per site reported (see model card)" if metrics.get("sites") else None,
         "12e": _measures(metrics),
         "12f": _updating_method(metrics),
@@ -158,10 +161,23 @@ def _run_answers(config: dict, metrics: dict, counts: dict | None, audit: dict |
     return {k: v for k, v in answers.items() if v}
 
 
+def _sample_line(sample: dict | None) -> str | None:
+    if not sample:
+        return None
+    line = (f"Sample size not calculated in advance; test set of {fmt(sample['n'])} cases gives an AUC CI half-width "
+            f"of {fmt(sample['halfwidth'])} at AUC {fmt(sample['auc'])}")
+    target = sample.get("for_target")
+    return line + (f"; a half-width of {fmt(target['halfwidth'])} would need {fmt(target['n'])} cases" if target else "")
+
+
 def _updating_method(metrics: dict) -> str:
-    temp = metrics.get("temperature") or {}
-    t = temp.get("value", (metrics.get("recalibration") or {}).get("temperature"))
-    return f"Temperature scaling fitted on validation (T = {fmt(t)})" if t is not None else "No model updating"
+    temp, recal = metrics.get("temperature") or {}, metrics.get("recalibration") or {}
+    if temp.get("value") is not None:
+        return f"Temperature scaling fitted on validation (T = {fmt(temp['value'])})"
+    if recal.get("temperature") is not None:
+        return (f"No model updating; temperature scaling fitted on validation (T = {fmt(recal['temperature'])}) is "
+                "reported as a sensitivity analysis of calibration")
+    return "No model updating"
 
 
 def _updating_line(metrics: dict) -> str | None:

@@ -26,8 +26,8 @@ from medfit.train.engine import build_trainer, quiet_lightning
 from medfit.train.history import history_through
 from medfit.train.inputs import dataset_for
 from medfit.train.module import ClassifierModule
-from medfit.train.predict import predict_splits
 from medfit.train.resume import LastEpochCheckpoint, fit_interruptible, resume_from
+from medfit.train.uncertainty import predict_members
 
 
 @dataclass
@@ -38,6 +38,8 @@ class FitResult:
     info: dict
     datasets: dict[str, PreparedDataset] = field(default_factory=dict)
     covariates: dict | None = None  # the covariate encoder fitted on the training rows (saved in the run)
+    members: list[torch.nn.Module] = field(default_factory=list)  # deep ensemble: the other members (medfit.train.ensemble)
+    seeds: list[int] = field(default_factory=list)  # the seed of the model, then of each member
 
 
 def seed_everything(seed: int) -> None:
@@ -71,7 +73,7 @@ def fit_run_covariates(cfg: ExperimentConfig, run: RunFolder, manifest: Manifest
 
 
 def fit(cfg: ExperimentConfig, run: RunFolder, manifest: Manifest, resume: bool = False,
-        callbacks: list | None = None) -> FitResult | None:
+        callbacks: list | None = None, datasets: dict | None = None) -> FitResult | None:
     """Train on the manifest's train split, validate on val, keep the best weights; None in non-zero ranks."""
     quiet_lightning()
     check_validation_split(manifest, cfg.train.monitor, cfg.data.root or cfg.name)
@@ -79,7 +81,8 @@ def fit(cfg: ExperimentConfig, run: RunFolder, manifest: Manifest, resume: bool 
     t0 = time.perf_counter()
     show = cfg.train.progress_bar
     covariates = fit_run_covariates(cfg, run, manifest)
-    datasets = {s: dataset_for(manifest.split(s), cfg, show, f"loading {s}", covariates) for s in ("train", "val")}
+    datasets = datasets or {s: dataset_for(manifest.split(s), cfg, show, f"loading {s}", covariates)
+                            for s in ("train", "val")}
     load_seconds = time.perf_counter() - t0
 
     task = manifest.target
@@ -116,11 +119,12 @@ def fit(cfg: ExperimentConfig, run: RunFolder, manifest: Manifest, resume: bool 
     if warnings:
         info["warnings"] = warnings
     run.write_json("train_info", info)
-    return FitResult(module.model, info, datasets, covariates)
+    return FitResult(module.model, info, datasets, covariates, seeds=[cfg.seed])
 
 
 def predict_run(result: FitResult, cfg: ExperimentConfig, manifest: Manifest, run: RunFolder) -> pd.DataFrame:
-    """Predict every non-training split with the fitted network and write the run's predictions."""
-    table = predict_splits(result.model, manifest, cfg, preloaded=result.datasets, covariates=result.covariates)
+    """Predict every non-training split with the fitted network (or ensemble) and write the run's predictions."""
+    table = predict_members([result.model, *result.members], result.seeds, manifest, cfg, preloaded=result.datasets,
+                            covariates=result.covariates)
     run.write_predictions(table)
     return table
