@@ -24,10 +24,12 @@ from lightning.pytorch.callbacks import Callback
 
 from medfit.config import config_from_dict
 from medfit.data.augment import BatchAugment
-from medfit.data.datasets import ImageDataset
 from medfit.data.manifest import manifest_from_folder_tree
 from medfit.data.splits import limit_per_split
-from medfit.train.fit import build_trainer, make_loader
+from medfit.run_folder import RunFolder
+from medfit.train.engine import build_trainer
+from medfit.train.fit import make_loader
+from medfit.train.inputs import dataset_for
 from medfit.train.module import ClassifierModule
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "chest-xray-pneumonia-224"
@@ -75,21 +77,21 @@ def main() -> int:
         "output_dir": str(tmp), "name": "overhead",
         "data": {"image_size": args.size, "channels": 1},
         "model": {"name": args.model},
-        "train": {"epochs": 1, "batch_size": args.batch, "logger": "none", "progress_bar": False, "scheduler": "none",
-                  "class_balance": "none",
+        "train": {"epochs": 1, "batch_size": args.batch, "logger": "none", "progress_bar": False,
+                  "optim": {"scheduler": "none"}, "class_balance": "none",
                   "augment": {"rotate_degrees": 0, "scale": [], "translate": 0, "brightness": 0, "contrast": 0}},
     })
     manifest = limit_per_split(manifest_from_folder_tree(args.data), args.images).split("train")
-    dataset = ImageDataset(manifest, cfg, progress=False)
+    dataset = dataset_for(manifest, cfg, progress=False)
     loader = make_loader(dataset, cfg, train=True)
     torch.manual_seed(0)
 
     bare_model = timm.create_model(args.model, in_chans=1, num_classes=1)
-    bare_opt = torch.optim.AdamW(bare_model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    bare_opt = torch.optim.AdamW(bare_model.parameters(), lr=cfg.train.optim.lr, weight_decay=cfg.train.optim.weight_decay)
     timer = EpochTimer()
     medfit_model = timm.create_model(args.model, in_chans=1, num_classes=1)
-    module = ClassifierModule(medfit_model, "binary", cfg.train, None, len(loader), cfg.seed)
-    trainer = build_trainer(cfg, tmp, [timer], max_epochs=args.repeats + 1, limit_val_batches=0,
+    module = ClassifierModule(medfit_model, manifest.target, cfg.train, None, len(loader), cfg.seed)
+    trainer = build_trainer(cfg, RunFolder(tmp), [timer], max_epochs=args.repeats + 1, limit_val_batches=0,
                             enable_checkpointing=False, logger=False)
 
     bare_times = [bare_epoch(bare_model, loader, bare_opt, 0) for _ in range(args.repeats + 1)][1:]  # first = warm-up
