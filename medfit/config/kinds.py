@@ -11,7 +11,7 @@ from medfit.errors import ConfigError
 # read is an error when it differs from its default, so that nothing a user sets is silently ignored.
 _TRAINABLE = {"kind", "in_chans", "finetune", "lora"}
 KIND_KEYS: dict[str, set[str]] = {
-    "timm": _TRAINABLE | {"name", "pretrained", "drop_rate", "kwargs", "cbam", "cbam_reduction"},
+    "timm": _TRAINABLE | {"name", "pretrained", "drop_rate", "drop_path_rate", "kwargs", "cbam", "cbam_reduction"},
     "fusion": _TRAINABLE | {"fusion"},
     "open_clip": _TRAINABLE | {"clip.source", "clip.cache_dir", "clip.image_size"},
     "clip_zero_shot": {"kind", "in_chans", "clip"},
