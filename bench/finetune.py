@@ -25,29 +25,32 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
-from medfit.config import ExperimentConfig, ModelConfig
-from medfit.data.datasets import ImageDataset
+from medfit.config import LoraConfig, ModelConfig, OptimConfig, config_from_dict
+from medfit.data.datasets import PreparedDataset
 from medfit.data.manifest import build_manifest
 from medfit.models import build_model, count_parameters
+from medfit.models.finetune import param_groups
+from medfit.train.inputs import dataset_for
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 METHODS = {
     "vit_tiny full": dict(name="vit_tiny_patch16_224", finetune="full"),
-    "vit_tiny lora": dict(name="vit_tiny_patch16_224", finetune="lora", lora_r=8, lora_alpha=16),
+    "vit_tiny lora": dict(name="vit_tiny_patch16_224", finetune="lora", lora=LoraConfig(r=8, alpha=16)),
     "vit_tiny linear": dict(name="vit_tiny_patch16_224", finetune="linear"),
     "resnet18 full": dict(name="resnet18", finetune="full"),
 }
 LR = {"full": 1e-3, "lora": 2e-3, "linear": 1e-2}
 
 
-def load_split(split: str, size: int) -> ImageDataset:
-    """PneumoniaMNIST ``split`` at ``size`` px (through medfit's manifest, preprocessing and cache)."""
-    cfg = ExperimentConfig(name="bench")
-    cfg.data.source, cfg.data.root, cfg.data.data_dir = "medmnist", "pneumoniamnist/pneumoniamnist_reconstructed.npz", str(DATA)
-    cfg.data.image_size = size
-    cfg.preprocess.cache_dir = str(Path("/tmp") / "medfit-bench-cache")
-    manifest = build_manifest(cfg)
-    return ImageDataset(manifest.split(split), cfg, progress=False)
+def load_split(split: str, size: int) -> PreparedDataset:
+    """PneumoniaMNIST ``split`` at ``size`` px (through medfit's manifest and preprocessing)."""
+    cfg = config_from_dict({
+        "name": "bench",
+        "data": {"source": "medmnist", "root": "pneumoniamnist/pneumoniamnist_reconstructed.npz",
+                 "data_dir": str(DATA), "image_size": size},
+        "preprocess": {"cache_dir": str(Path("/tmp") / "medfit-bench-cache")},
+    })
+    return dataset_for(build_manifest(cfg).split(split), cfg, progress=False)
 
 
 def run_method(label: str, args) -> dict:
@@ -61,7 +64,7 @@ def run_method(label: str, args) -> dict:
     trainable, total = count_parameters(model)
     train, test = load_split("train", args.size), load_split("test", args.size)
     lr = LR[spec["finetune"]]
-    opt = torch.optim.AdamW(model.param_groups(lr), lr=lr, weight_decay=1e-4)
+    opt = torch.optim.AdamW(param_groups(model, OptimConfig(lr=lr)), lr=lr, weight_decay=1e-4)
     pos = float(train.labels.mean())
     pos_weight = torch.tensor([(1 - pos) / pos])
     g = torch.Generator().manual_seed(0)

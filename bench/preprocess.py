@@ -4,12 +4,12 @@ Measures, on the real images in ../shared/data, in one process:
 
 1. N4 (``medfit.preprocess.bias.n4_correct``, SimpleITK) on the spine MRI volumes: seconds per 2D sagittal slice
    and per 3D volume (shrink factor 4, the default; ``--full-volume`` adds one volume unshrunk, ~400 s).
-2. Loader throughput of ``medfit.preprocess.load_prepared_row`` (images/s): the ``radiograph`` recipe on chest
+2. Loader throughput of ``medfit.preprocess.load_prepared`` (images/s): the ``radiograph`` recipe on chest
    X-rays and the ``mri-ovcf`` recipe on vertebral-body key slices, first epoch (empty cache, fresh temp folder)
    against a second epoch over the same items (cache warm); the plain baseline is the same images read and resized
    with no recipe and no cache.
 3. The share of training-step time spent blocked in ``next(iterator)`` once the cache is warm (target < 5 %):
-   medfit's ``ImageDataset`` + ``make_loader`` (images preloaded from the cache) and, for comparison, a lazy
+   medfit's ``dataset_for`` + ``make_loader`` (images preloaded from the cache) and, for comparison, a lazy
    dataset that reads each cached entry in ``__getitem__``; timm resnet18 at 64 px, batch 32, 20 timed AdamW steps.
 
 Figures print as plain lines and ratios (cached / first epoch, cached / plain); no timing is asserted.
@@ -19,33 +19,32 @@ Figures print as plain lines and ratios (cached / first epoch, cached / plain); 
 """
 from __future__ import annotations
 
+import argparse
+import json
+import shutil
+import statistics
 import sys
+import tempfile
+import time
 from pathlib import Path
 
+import medfit  # noqa: F401  (torchvision shim before timm)
+import numpy as np
+import SimpleITK as sitk
+import timm
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import shutil  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-
-import medfit  # noqa: E402,F401  (torchvision shim before timm)
-import numpy as np  # noqa: E402
-import SimpleITK as sitk  # noqa: E402
-import timm  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch.utils.data import DataLoader, Dataset  # noqa: E402
-
-from medfit.config import config_from_dict  # noqa: E402
-from medfit.data.datasets import ImageDataset  # noqa: E402
-from medfit.data.manifest import manifest_from_folder_tree  # noqa: E402
-from medfit.data.slices import key_slice_from_mask  # noqa: E402
-from medfit.data.splits import limit_per_split  # noqa: E402
-from medfit.io import read_volume  # noqa: E402
-from medfit.preprocess import bias, load_prepared_row, recipes  # noqa: E402
-from medfit.train.fit import make_loader  # noqa: E402
+from medfit.config import config_from_dict
+from medfit.data.manifest import manifest_from_folder_tree
+from medfit.data.rows import Row
+from medfit.data.slices import key_slice_from_mask
+from medfit.data.splits import limit_per_split
+from medfit.io import read_volume
+from medfit.preprocess import Recipe, bias, load_prepared, prepare, recipes
+from medfit.train.fit import make_loader
+from medfit.train.inputs import dataset_for
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TARGET_WAIT = 0.05
@@ -100,22 +99,21 @@ def make_cfg(out: Path, recipe: str, cache_dir: str, size: int, batch: int = 32)
 
 
 def epoch_rate(rows: list[dict], cfg) -> tuple[float, float]:
-    """One pass of ``load_prepared_row`` over the rows: (images/s, seconds)."""
+    """One pass of ``load_prepared`` over the rows: (images/s, seconds)."""
+    recipe = Recipe.of_experiment(cfg)
     t0 = time.perf_counter()
     for row in rows:
-        load_prepared_row(row, cfg)
+        load_prepared(Row.of(row), recipe)
     seconds = time.perf_counter() - t0
     return len(rows) / seconds, seconds
 
 
 def plain_rate(rows: list[dict], size: int) -> float:
     """Images/s of the plain baseline: read + resize with no recipe and no cache (``preprocess.prepare``)."""
-    from medfit.preprocess import prepare
-
-    pre = config_from_dict({}).preprocess
+    recipe = Recipe.of(config_from_dict({}).preprocess, size, 1, cache_dir="")
     t0 = time.perf_counter()
     for row in rows:
-        prepare(row["image"], pre, size, 1, row.get("slice_index"))
+        prepare(Row.of(row), recipe)
     return len(rows) / (time.perf_counter() - t0)
 
 
@@ -154,13 +152,13 @@ class LazyCached(Dataset):
     """Reads every item from the warm cache in ``__getitem__`` (no preloading): the per-step cost of a cache read."""
 
     def __init__(self, rows: list[dict], labels: torch.Tensor, cfg):
-        self.rows, self.labels, self.cfg = rows, labels, cfg
+        self.rows, self.labels, self.recipe = [Row.of(r) for r in rows], labels, Recipe.of_experiment(cfg)
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, i: int):
-        return torch.from_numpy(load_prepared_row(self.rows[i], self.cfg)), self.labels[i], i
+        return torch.from_numpy(load_prepared(self.rows[i], self.recipe)), self.labels[i], i
 
 
 def data_wait(loader, model, opt, steps: int, warmup: int = 2) -> dict:
@@ -188,16 +186,16 @@ def data_wait(loader, model, opt, steps: int, warmup: int = 2) -> dict:
 
 
 def bench_wait(root: Path, n: int, tmp: Path, size: int, batch: int, steps: int, model_name: str) -> dict:
-    """Data-wait share with the radiograph cache warm: medfit's ImageDataset loader and a lazy cached dataset."""
+    """Data-wait share with the radiograph cache warm: medfit's dataset_for loader and a lazy cached dataset."""
     cfg = make_cfg(tmp, "radiograph", str(tmp / "cache-radiograph"), size, batch)
     manifest = limit_per_split(manifest_from_folder_tree(root), n).split("train")
-    build_s, dataset = timed(ImageDataset, manifest, cfg, False)
+    build_s, dataset = timed(dataset_for, manifest, cfg, False)
     loader = make_loader(dataset, cfg, train=True)
     lazy = DataLoader(LazyCached([{"image": r} for r in manifest.df["image"]], dataset.labels, cfg),
                       batch_size=batch, shuffle=True, num_workers=cfg.data.num_workers)
     out = {"images": len(dataset), "model": model_name, "batch": batch, "size": size,
            "dataset_build_s": build_s, "num_workers": cfg.data.num_workers}
-    for name, dl in (("medfit_imagedataset", loader), ("lazy_cached_reads", lazy)):
+    for name, dl in (("medfit_dataset_for", loader), ("lazy_cached_reads", lazy)):
         torch.manual_seed(0)
         model = timm.create_model(model_name, in_chans=1, num_classes=1)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -231,8 +229,8 @@ def report(fig: dict) -> None:
     w = fig.get("data_wait")
     if w:
         print(f"training {w['model']} {w['size']}px batch {w['batch']}, {w['images']} images, "
-              f"num_workers {w['num_workers']} (ImageDataset from the warm cache in {w['dataset_build_s']:.2f} s)")
-        for name in ("medfit_imagedataset", "lazy_cached_reads"):
+              f"num_workers {w['num_workers']} (dataset_for from the warm cache in {w['dataset_build_s']:.2f} s)")
+        for name in ("medfit_dataset_for", "lazy_cached_reads"):
             r = w[name]
             verdict = "PASS" if r["wait_share"] < TARGET_WAIT else "FAIL"
             print(f"data wait {name:<20}: {r['wait_share']:.1%} of step time ({r['wait_s'] / r['steps'] * 1000:.1f} "

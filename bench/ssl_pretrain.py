@@ -18,20 +18,19 @@ self-distillation collapses in such short runs, see medfit/pretrain/dino.py), he
 """
 from __future__ import annotations
 
+import argparse
 import sys
+import time
 from pathlib import Path
 
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
-
 import medfit  # noqa: F401  (torchvision shim before lightning/timm)
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from medfit.config import config_from_dict  # noqa: E402
-from medfit.data.manifest import build_manifest  # noqa: E402
+from medfit.commands.pipeline import finish_run, train_run
+from medfit.config import config_from_dict
+from medfit.data.manifest import build_manifest
+from medfit.pretrain.fit import pretrain
 
 DATA = {"source": "folder", "root": "chest-xray-pneumonia-224",
         "patient_regex": r"((?:NORMAL2-)?IM-\d+|person\d+)", "patient_scope": "split",
@@ -46,8 +45,8 @@ def base_config(args, name: str) -> dict:
     return {"name": name, "seed": args.seed, "output_dir": str(args.out), "data": data,
             "model": {"name": "vit_tiny_patch16_224", "in_chans": 1, "kwargs": {"img_size": 64}},
             "train": {"logger": "csv", "progress_bar": False, "batch_size": args.batch_size,
-                      "epochs": args.finetune_epochs, "lr": args.finetune_lr, "weight_decay": 0.05,
-                      "warmup_epochs": 1.0},
+                      "epochs": args.finetune_epochs,
+                      "optim": {"lr": args.finetune_lr, "weight_decay": 0.05, "warmup_epochs": 1.0}},
             "evaluate": {"bootstrap": 100}, "audit": {"enabled": False}}
 
 
@@ -69,19 +68,17 @@ def label_subset_csv(args, fraction: float) -> Path:
 
 def finetune(args, name: str, csv: Path, weights: str) -> dict:
     """Train one classifier; return test AUC and the validation AUC after each epoch with its step."""
-    from medfit.train.fit import train
-
     cfg = base_config(args, name)
     cfg["data"] = dict(cfg["data"], source="csv", root=str(csv.resolve()), limit_per_split=0)
     cfg["model"]["pretrained"] = weights
     t0 = time.perf_counter()
-    run = train(config_from_dict(cfg), data_dir=args.data)
+    run = finish_run(train_run(config_from_dict(cfg), data_dir=args.data))
     seconds = time.perf_counter() - t0
-    metrics = json.loads((run / "metrics.json").read_text())
-    log = pd.read_csv(run / "logs" / "metrics.csv")
+    metrics = run.read_json("metrics")
+    log = run.read_csv("training_log")
     curve = log.dropna(subset=["val_auc"])[["step", "val_auc"]].to_numpy()
     return {"test_auc": metrics["splits"]["test"]["auc"], "curve": curve, "seconds": seconds,
-            "train_images": int((pd.read_csv(run / "manifest.csv")["split"] == "train").sum())}
+            "train_images": int((run.read_manifest()["split"] == "train").sum())}
 
 
 def steps_to_reach(curve: np.ndarray, target: float) -> float:
@@ -111,14 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     args.out = args.out.resolve()
     stamp = time.strftime("%Y%m%d-%H%M%S")
 
-    from medfit.pretrain.fit import pretrain
-
     cfg = base_config(args, f"pretrain-{stamp}")
     cfg["pretrain"] = {"epochs": args.pretrain_epochs, "max_steps": args.pretrain_steps, "batch_size": args.batch_size,
-                       "objectives": args.objectives, "warmup_epochs": 1.0 if args.pretrain_steps else 5.0}
+                       "objectives": args.objectives,
+                       "optim": {"warmup_epochs": 1.0 if args.pretrain_steps else 5.0}}
     t0 = time.perf_counter()
     run = pretrain(config_from_dict(cfg), data_dir=args.data)
-    info = json.loads((run / "pretrain_metrics.json").read_text())
+    info = run.read_json("pretrain_metrics")
     print(f"pretraining: {info['steps']} steps ({'+'.join(info['objectives'])}) in {time.perf_counter() - t0:.0f} s, "
           f"{info['images_per_second']} img/s; probe on {info['probe']['split']}: linear AUC "
           f"{info['probe']['pretrained']['linear_probe_auc']:.3f} (random init "

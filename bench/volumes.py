@@ -1,4 +1,4 @@
-"""AdrenalMNIST3D (official splits): 2.5D vs slice-set MIL vs 3D CNN, each trained through medfit.train.fit.train.
+"""AdrenalMNIST3D (official splits): 2.5D vs slice-set MIL vs 3D CNN, each trained through medfit's pipeline (train_run).
 
 Prints test AUC and ACC (threshold 0.5, the MedMNIST convention, and the val-Youden threshold) per mode, with time and the AUC ratio against the
 plain single-slice baseline (the centre slice through the same 2D network) trained in the same process.
@@ -9,51 +9,50 @@ ResNet-50+3D 0.828 (ACC 0.721 / 0.721 / 0.745).
 """
 from __future__ import annotations
 
+import argparse
+import tempfile
+import time
 from pathlib import Path
-
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
 
 import medfit  # noqa: F401  (torchvision shim before timm/lightning)
 import numpy as np
-import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from medfit.config import ExperimentConfig
+from medfit.commands.pipeline import train_run
+from medfit.config import ExperimentConfig, config_from_dict
 from medfit.evaluate.metrics import choose_threshold
-from medfit.train.fit import train
+from medfit.run_folder import RunFolder
 
 MODES = ("slice", "2.5d", "slice_set", "3d")
 
 
 def make_cfg(args, mode: str, out: Path) -> ExperimentConfig:
     """One mode's experiment on the .npz of the chosen size."""
-    cfg = ExperimentConfig(name=f"adrenal{args.size}-{mode}", output_dir=str(out), seed=args.seed)
-    d = cfg.data
-    d.source, d.task, d.image_size, d.limit_per_split = "medmnist", "binary", args.size, args.limit
-    d.root = f"adrenalmnist3d/adrenalmnist3d{'' if args.size == 28 else '_64'}.npz"
-    cfg.model.name, cfg.model.drop_rate = args.net2d, 0.1
-    t = cfg.train
-    t.epochs = dict(kv.split("=") for kv in args.mode_epochs.split(",") if kv).get(mode, args.epochs)
-    t.epochs = int(t.epochs)
-    t.batch_size, t.lr, t.logger, t.progress_bar = args.batch_size, args.lr, "none", False
-    t.augment.rotate_degrees, t.augment.translate, t.augment.scale = 10.0, 0.05, [0.9, 1.1]
-    t.augment.brightness = t.augment.contrast = 0.0  # binary shape masks: no intensity jitter
-    cfg.volume.mode, cfg.volume.key_slice = mode, "centre"
-    cfg.volume.neighbours = 0 if mode == "slice" else args.k  # the baseline: the centre slice alone
-    cfg.volume.slices = args.slices if mode == "slice_set" else 0  # 3d keeps every slice
-    if mode == "3d":
-        cfg.volume.net3d = args.net3d
-        cfg.model.kwargs = {"conv1_t_size": 3, "conv1_t_stride": 1, "widen_factor": args.widen}
-    return cfg
+    epochs = dict(kv.split("=") for kv in args.mode_epochs.split(",") if kv).get(mode, args.epochs)
+    if mode == "3d":  # a MONAI 3D network on the whole volume
+        model = {"kind": "monai3d", "name": args.net3d,
+                 "kwargs": {"conv1_t_size": 3, "conv1_t_stride": 1, "widen_factor": args.widen}}
+    else:
+        model = {"kind": "timm", "name": args.net2d, "drop_rate": 0.1}
+    return config_from_dict({
+        "name": f"adrenal{args.size}-{mode}", "output_dir": str(out), "seed": args.seed,
+        "data": {"source": "medmnist", "task": "binary", "image_size": args.size, "limit_per_split": args.limit,
+                 "root": f"adrenalmnist3d/adrenalmnist3d{'' if args.size == 28 else '_64'}.npz"},
+        "model": model,
+        "train": {"epochs": int(epochs), "batch_size": args.batch_size, "optim": {"lr": args.lr}, "logger": "none",
+                  "progress_bar": False,
+                  # binary shape masks: no intensity jitter
+                  "augment": {"rotate_degrees": 10.0, "translate": 0.05, "scale": [0.9, 1.1], "brightness": 0.0,
+                              "contrast": 0.0}},
+        "volume": {"mode": mode, "key_slice": "centre",
+                   "neighbours": 0 if mode == "slice" else args.k,  # the baseline: the centre slice alone
+                   "slices": args.slices if mode == "slice_set" else 0},  # 3d keeps every slice
+    })
 
 
-def scores(run: Path) -> dict:
+def scores(run: RunFolder) -> dict:
     """Test AUC and ACC (threshold 0.5) from the run's predictions."""
-    pred = pd.read_csv(run / "predictions.csv")
+    pred = run.read_predictions()
     test, val = pred[pred["split"] == "test"], pred[pred["split"] == "val"]
     y, p = test["label"].to_numpy(), test["prob"].to_numpy()
     # The class-weighted loss shifts probabilities up, so also the ACC at the val-chosen (Youden) threshold.
@@ -87,8 +86,8 @@ def main() -> None:
     for mode in args.modes.split(","):
         cfg = make_cfg(args, mode, out)
         t0 = time.perf_counter()
-        run = train(cfg, data_dir=args.data, evaluate=False)
-        info = json.loads((run / "train_info.json").read_text())
+        run = train_run(cfg, data_dir=args.data)
+        info = run.read_json("train_info")
         rows.append({"mode": mode, **scores(run), "params": info["parameters"]["trainable"],
                      "seconds": time.perf_counter() - t0})
         r = rows[-1]

@@ -12,8 +12,8 @@ from medfit.errors import ConfigError
 # read is an error when it differs from its default, so that nothing a user sets is silently ignored.
 _TRAINABLE = {"kind", "in_chans", "finetune", "lora"}
 KIND_KEYS: dict[str, set[str]] = {
-    "timm": _TRAINABLE | {"name", "pretrained", "drop_rate", "kwargs", "cbam", "cbam_reduction", "window_size",
-                          "global_every"},
+    "timm": _TRAINABLE | {"name", "pretrained", "drop_rate", "drop_path_rate", "kwargs", "cbam", "cbam_reduction",
+                          "window_size", "global_every"},
     "fusion": _TRAINABLE | {"fusion"},
     "open_clip": _TRAINABLE | {"clip.source", "clip.cache_dir", "clip.image_size"},
     "clip_zero_shot": {"kind", "in_chans", "clip"},
@@ -108,6 +108,10 @@ def check_covariates(cfg: ExperimentConfig) -> None:
     if cfg.model.kind not in COVARIATE_KINDS or cfg.volume.mode == "3d":
         raise ConfigError(f"covariates: late fusion takes model.kind {' or '.join(sorted(COVARIATE_KINDS))} in "
                           f"volume.mode slice, 2.5d or slice_set (got {cfg.model.kind!r} in {cfg.volume.mode!r})")
+    a = cfg.train.augment
+    if a.mixup or a.cutmix:  # timm's Mixup mixes images only; the covariates would stay with the wrong image
+        raise ConfigError("covariates: train.augment.mixup / cutmix mix images but not their covariates; set both to 0 "
+                          "for a run with covariates")
 
 
 def check_experiment(cfg: ExperimentConfig) -> ExperimentConfig:

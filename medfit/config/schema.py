@@ -116,6 +116,7 @@ class ModelConfig:
     pretrained: str = ""  # timm: local weight file, folder or run folder; empty = random init
     in_chans: int = 0  # 0: data.channels (a different value is an error)
     drop_rate: float = 0.0
+    drop_path_rate: float = 0.0  # timm: stochastic depth, the deepest block's drop probability (0: off)
     kwargs: dict = field(default_factory=dict)  # extra keyword arguments for timm.create_model / the MONAI network
     cbam: list[str] = field(default_factory=list)  # timm CNNs: CBAM after these modules or ["default"] per family
     cbam_reduction: int = 16
@@ -139,6 +140,14 @@ class AugmentConfig:
     brightness: float = 0.1
     contrast: float = 0.1
     repeats: int = 1  # each training image is drawn (and augmented anew) this many times per epoch
+    # torchvision.transforms.v2 per image, after the affine and intensity jitter above (medfit.train.augment)
+    policy: Literal["none", "randaugment", "trivialaugment"] = "none"
+    magnitude: int = 9  # randaugment: magnitude of each op (0-30)
+    num_ops: int = 2  # randaugment: ops per image
+    resized_crop: list[float] = field(default_factory=list)  # [min, max] area kept by RandomResizedCrop; empty: off
+    mixup: float = 0.0  # timm Mixup: Beta(alpha, alpha) of the mix weight; 0: off
+    cutmix: float = 0.0  # timm CutMix alpha; with mixup too, each batch uses one of them (half the batches each)
+    mix_prob: float = 1.0  # share of batches mixed when mixup or cutmix is on
 
 
 @dataclass(frozen=True)
@@ -152,7 +161,13 @@ class TrainConfig:
     monitor: Literal["val_auc", "val_loss"] = "val_auc"  # the validation metric checkpoints and early stopping follow
     class_balance: Literal["none", "loss", "sampler"] = "loss"
     label_smoothing: float = 0.0
+    loss: Literal["cross_entropy", "focal"] = "cross_entropy"  # focal: (1 - p_t)**focal_gamma down-weights easy images
+    focal_gamma: float = 2.0
     ema_decay: float = 0.0  # >0: validate, checkpoint and predict with an EMA of the weights (medfit.train.averaging)
+    swa_epochs: int = 0  # >0: the same with the equal-weight average of the weights over the last this many epochs
+    swa_lr: float = 0.0  # >0: constant learning rate during the SWA epochs; 0: keep the schedule
+    layer_decay: float = 0.0  # in (0, 1): layer-wise LR decay (timm), block i of n at lr * layer_decay**(n - i)
+    progressive_resize: list[float] = field(default_factory=list)  # [start scale, share of epochs to full size]
     accelerator: str = "cpu"
     devices: Union[int, str] = 1
     num_nodes: int = 1

@@ -42,6 +42,8 @@ def create_backbone(cfg: ModelConfig, num_outputs: int,
     name, hub_weights = architecture(cfg.name)
     in_chans = cfg.in_chans or 1  # 0: a ModelConfig used without a data section (one channel)
     kwargs = dict(in_chans=in_chans, num_classes=num_outputs, drop_rate=cfg.drop_rate, **cfg.kwargs)
+    if cfg.drop_path_rate:  # only when asked: not every timm family takes the argument
+        kwargs["drop_path_rate"] = cfg.drop_path_rate
     try:
         model = timm.create_model(name, **kwargs)
     except (RuntimeError, ValueError, FileNotFoundError) as exc:

@@ -25,3 +25,49 @@ class WarmupEMA:
 def ema_callback(decay: float) -> WeightAveraging:
     """Lightning callback keeping an EMA of the weights; validation, checkpoints and predictions use the average."""
     return WeightAveraging(avg_fn=WarmupEMA(decay))
+
+
+class StochasticWeightAverage(WeightAveraging):
+    """SWA: the equal-weight average (Lightning's ``WeightAveraging`` default) of the weights after every step from
+    epoch ``start_epoch`` on. Until the first update, validation and checkpoints use the current weights (the plain
+    callback would score the initial weights), and a run that stops before then keeps its own weights.
+
+    Lightning's ``StochasticWeightAveraging`` callback swaps the average in only when training ends, after the best
+    checkpoint was chosen on weights that were not averaged; this one validates and checkpoints the average itself.
+    """
+
+    def __init__(self, start_epoch: int):
+        super().__init__()
+        self.start_epoch, self._epoch = start_epoch, 0
+
+    def should_update(self, step_idx=None, epoch_idx=None) -> bool:
+        return step_idx is not None and self._epoch >= self.start_epoch
+
+    def started(self) -> bool:
+        """Whether the average holds at least one update."""
+        return self._average_model is not None and int(self._average_model.n_averaged) > 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._epoch = trainer.current_epoch
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        if self.started():
+            super().on_validation_epoch_start(trainer, pl_module)
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if self.started():
+            super().on_validation_epoch_end(trainer, pl_module)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        if self.started():
+            super().on_save_checkpoint(trainer, pl_module, checkpoint)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.started():
+            super().on_train_end(trainer, pl_module)
+
+
+def swa_callback(epochs: int, swa_epochs: int) -> StochasticWeightAverage:
+    """SWA over the last ``swa_epochs`` of ``epochs``."""
+    return StochasticWeightAverage(max(0, epochs - swa_epochs))

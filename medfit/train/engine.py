@@ -12,7 +12,7 @@ from lightning.pytorch.loggers import MLFlowLogger
 from medfit.config import ExperimentConfig
 from medfit.errors import ConfigError
 from medfit.run_folder import RunFolder
-from medfit.train.averaging import ema_callback
+from medfit.train.averaging import ema_callback, swa_callback
 from medfit.train.checkpoint_io import SafeCheckpointIO
 from medfit.train.checks import monitor_mode
 from medfit.train.history import HistoryInCheckpoint, HistoryLogger
@@ -60,6 +60,11 @@ def build_trainer(cfg: ExperimentConfig, run: RunFolder, callbacks: list, superv
         if not 0 < t.ema_decay < 1:
             raise ConfigError(f"train.ema_decay {t.ema_decay}: expected a value in (0, 1), e.g. 0.998, or 0 to disable")
         callbacks.append(ema_callback(t.ema_decay))
+    if t.swa_epochs and supervised:
+        if t.ema_decay or not 0 < t.swa_epochs <= t.epochs:
+            raise ConfigError(f"train.swa_epochs {t.swa_epochs}: expected 1..train.epochs ({t.epochs}) and "
+                              "train.ema_decay 0 (one weight average at a time)")
+        callbacks.append(swa_callback(t.epochs, t.swa_epochs))
     if t.early_stopping_patience and supervised:
         callbacks.append(EarlyStopping(monitor=t.monitor, mode=monitor_mode(t.monitor), patience=t.early_stopping_patience))
     if t.progress_bar:

@@ -5,6 +5,7 @@ import math
 from collections.abc import Callable
 
 import torch
+from timm.optim import param_groups_layer_decay
 from timm.scheduler import CosineLRScheduler
 
 from medfit.config import OptimConfig
@@ -47,22 +48,43 @@ def cosine_restarts(optim: OptimConfig, steps_per_epoch: int, warmup_steps: int,
 
 
 def lr_schedule(opt: torch.optim.Optimizer, optim: OptimConfig, steps_per_epoch: int, total_steps: int,
-                max_warmup_share: float = 1.0) -> torch.optim.lr_scheduler.LRScheduler | None:
-    """Per-step linear warmup + cosine decay, or timm's cosine with warm restarts (None for ``scheduler: none``)."""
-    if optim.scheduler == "none":
+                max_warmup_share: float = 1.0, hold: tuple[int, float] | None = None
+                ) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """Per-step linear warmup + cosine decay, or timm's cosine with warm restarts (None for ``scheduler: none``);
+    ``hold`` = (step, multiplier): from that step on a constant multiplier instead (SWA's constant learning rate)."""
+    if optim.scheduler == "none" and hold is None:
         return None
     total = max(1, total_steps)
     warmup = min(int(round(optim.warmup_epochs * steps_per_epoch)), int(total * max_warmup_share))
-    if optim.scheduler == "cosine_restarts":
-        return torch.optim.lr_scheduler.LambdaLR(opt, cosine_restarts(optim, steps_per_epoch, warmup, total))
-    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, warmup, total, optim.min_lr_ratio))
+    start, ratio = hold or (total + 1, 1.0)
+    restarts = cosine_restarts(optim, steps_per_epoch, warmup, total) if optim.scheduler == "cosine_restarts" else None
+
+    def multiplier(s: int) -> float:
+        if s >= start:
+            return ratio
+        if restarts is not None:
+            return restarts(s)
+        return 1.0 if optim.scheduler == "none" else warmup_cosine(s, warmup, total, optim.min_lr_ratio)
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, multiplier)
+
+
+def layer_decay_groups(model: torch.nn.Module, optim: OptimConfig, layer_decay: float) -> list[dict]:
+    """timm's layer-wise learning-rate decay (BEiT): the last layer group (head) at ``optim.lr``, each group below at
+    ``layer_decay`` times the one above; biases, norms and the model's no-weight-decay list without weight decay."""
+    if not 0 < layer_decay < 1 or not hasattr(model, "group_matcher"):
+        raise ConfigError(f"train.layer_decay {layer_decay}: expected a value in (0, 1) and a plain timm network with "
+                          f"layer groups (ViT, ConvNeXt, ResNet, ...), got {type(model).__name__}; or set 0")
+    skip = model.no_weight_decay() if hasattr(model, "no_weight_decay") else ()
+    groups = param_groups_layer_decay(model, optim.weight_decay, skip, layer_decay=layer_decay)
+    return [{**g, "lr": optim.lr * g["lr_scale"]} for g in groups]
 
 
 def lightning_optimizers(groups: list[dict], optim: OptimConfig, steps_per_epoch: int, total_steps: int,
-                         max_warmup_share: float = 1.0):
+                         max_warmup_share: float = 1.0, hold: tuple[int, float] | None = None):
     """What a LightningModule's ``configure_optimizers`` returns for these groups and settings."""
     opt = build_optimizer(groups, optim)
-    schedule = lr_schedule(opt, optim, steps_per_epoch, total_steps, max_warmup_share)
+    schedule = lr_schedule(opt, optim, steps_per_epoch, total_steps, max_warmup_share, hold)
     if schedule is None:
         return opt
     return {"optimizer": opt, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
