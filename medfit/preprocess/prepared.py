@@ -12,7 +12,7 @@ import numpy as np
 from medfit.data.rows import Row
 from medfit.data.studies import stored_geometry
 from medfit.errors import DataError
-from medfit.io import is_volume_ref, read_image, read_volume
+from medfit.io import is_volume_ref, read_image, read_mask, read_volume
 from medfit.io.images import is_image_file, open_image, to_array
 from medfit.io.medmnist import is_npz_ref, parse_npz_ref, read_npz_entry
 from medfit.preprocess.cache import PreparedCache, array_digest, cache_key, file_digest
@@ -132,10 +132,7 @@ def _read_volume_item(item: Item, row: Row, recipe: Recipe) -> None:
     item.volume = read_volume(row.image, **options)
     item.meta.update(item.volume.meta)
     if row.mask:
-        item.mask_volume = read_volume(row.mask)
-        if item.mask_volume.array.shape != item.volume.array.shape:
-            raise DataError(f"{row.mask}: mask shape {item.mask_volume.array.shape} differs from the image "
-                            f"{row.image} shape {item.volume.array.shape}")
+        item.mask_volume = read_mask(row.mask, like=item.volume)  # integer labels on the image's voxel grid
 
 
 def _read_image_item(item: Item, row: Row) -> None:
