@@ -39,3 +39,11 @@ def test_only_the_asked_sections_are_checked():
 @pytest.mark.parametrize("devices", [1, 2, -1, "auto", "0,1", "[0, 1]"])
 def test_lightning_device_forms_are_accepted(devices):
     assert range_problems(config_from_dict({"train": {"devices": devices}})) == []
+
+
+@pytest.mark.parametrize("translate, ok", [(0.06, True), ([0.02, 0.08], True), ([0.1, 0.05], False), (1.5, False),
+                                           ([0.0, 1.0], False)])
+def test_translate_is_a_fraction_or_a_range_of_fractions(translate, ok):
+    lines = range_problems(config_from_dict({"train": {"augment": {"translate": translate}}}))
+    assert lines == ([] if ok else [f"train.augment.translate {translate!r}: expected a fraction in [0, 1) or "
+                                    "[low, high] with 0 <= low <= high < 1"])

@@ -107,9 +107,14 @@ def test_predict_writes_the_called_class_and_no_filler_columns(runs, shared_data
     images = pd.read_csv(tmp / "three.csv").query("split == 'test'")["image"].head(3).tolist()
     assert main(["predict", str(a.path), *images, "--out", str(tmp / "new.csv")]) == 0
     pred = pd.read_csv(tmp / "new.csv", keep_default_na=False)
-    assert list(pred.columns) == ["image", *(f"prob_{c}" for c in CLASSES), "predicted", "above_threshold"]
+    # the conformal set beside the probabilities (#16), the OOD gate's distance and flag (#19), the called class
+    assert list(pred.columns) == ["image", *(f"prob_{c}" for c in CLASSES), "prediction_set", "ood_distance",
+                                  "outside_training", "predicted", "above_threshold"]
     probs = pred[[f"prob_{c}" for c in CLASSES]].to_numpy()
     assert pred["predicted"].tolist() == [CLASSES[k] for k in probs.argmax(1)]
+    for row, p in zip(pred.itertuples(), probs):  # each set names classes only, and holds the most likely one
+        members = [c for c in str(row.prediction_set).strip("{}").split(", ") if c]  # e.g. "{COVID, NORMAL}"
+        assert set(members) <= set(CLASSES) and (not members or CLASSES[p.argmax()] in members), row
 
 
 def test_summary_shows_the_classes(runs):

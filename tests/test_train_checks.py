@@ -116,4 +116,4 @@ def test_logger_values_keep_the_csv_log_the_report_reads(tmp_path, logger):
     """train.logger none and csv both mean: no MLflow; the CSV log is always written (the report's training curve)."""
     cfg = config_from_dict({"output_dir": str(tmp_path), "train": {"logger": logger}})
     names = [type(lg).__name__ for lg in make_loggers(cfg, RunFolder(tmp_path / "r"))]
-    assert names == ["CSVLogger"]  # (mlflow adds MLFlowLogger; importing mlflow takes ~20 s, so not here)
+    assert names == ["HistoryLogger"]  # medfit's atomic CSV history (mlflow adds MLFlowLogger; importing mlflow takes ~20 s, so not here)

@@ -55,7 +55,7 @@ RANGES: dict[str, Range] = {
     "train.epochs": AT_LEAST_1, "train.batch_size": AT_LEAST_1, "train.early_stopping_patience": COUNT,
     "train.label_smoothing": FRACTION, "train.ema_decay": FRACTION, "train.num_nodes": AT_LEAST_1,
     "train.max_time_minutes": COUNT, **_section("train.optim", _OPTIM),
-    "train.augment.rotate_degrees": Range(0, 180), "train.augment.translate": FRACTION,
+    "train.augment.rotate_degrees": Range(0, 180),
     "train.augment.brightness": COUNT, "train.augment.contrast": COUNT,
     "evaluate.bootstrap": COUNT, "evaluate.ci_level": OPEN_FRACTION,
     "audit.near_threshold": Range(0, 255), "audit.shortcut_auc": Range(0.5, 1), "audit.workers": COUNT,
@@ -98,6 +98,11 @@ def _extra_problems(cfg: ExperimentConfig) -> list[tuple[str, str]]:
     scale = cfg.train.augment.scale
     if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
         out.append(("train.augment.scale", f"train.augment.scale {scale}: expected [low, high] with 0 < low <= high"))
+    translate = cfg.train.augment.translate  # a fraction, or [lo, hi] shift magnitudes
+    t = list(translate) if isinstance(translate, (list, tuple)) else [translate]
+    if not (len(t) in (1, 2) and all(FRACTION.holds(v) for v in t) and t[0] <= t[-1]):
+        out.append(("train.augment.translate", f"train.augment.translate {translate!r}: expected a fraction in "
+                    f"{FRACTION} or [low, high] with 0 <= low <= high < 1"))
     if not _devices(cfg.train.devices):
         out.append(("train.devices", f"train.devices {cfg.train.devices!r}: expected a count >= 1 (-1: all), a "
                     "device list or 'auto'"))

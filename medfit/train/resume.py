@@ -1,4 +1,4 @@
-"""Resumable fits: last.ckpt at the end of every completed epoch, the checkpoint checked before Lightning loads it, and
+"""Resumable fits: the last checkpoint at the end of every completed epoch, the checkpoint checked before Lightning loads it, and
 Ctrl-C turned back into KeyboardInterrupt."""
 from __future__ import annotations
 
