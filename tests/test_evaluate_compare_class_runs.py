@@ -80,3 +80,35 @@ def test_compare_verb_and_side_by_side_page(two_runs, tmp_path, capsys):
     html = write_multi_report([a, b], tmp_path / "side.html").read_text()
     assert "Paired comparisons per class" in html and "paired bootstrap (1000)" in html
     assert html.count("<img") == 1 and "per-class ROC curves of the runs" in html
+
+
+def study_run(tmp_path, name: str, y: np.ndarray, p: np.ndarray) -> RunFolder:
+    """A multiclass study run whose two vertebral bodies per volume share one key slice (told apart by study_id)."""
+    run = make_run(tmp_path, name, y, p)
+    table = run.read_predictions()
+    n = len(table) // 2
+    table["image"] = [f"vol{i % n}.nii.gz" for i in range(len(table))]
+    table["slice_index"] = 12
+    table["study_id"] = [f"vol{i % n}.nii.gz#{1 + i // n}" for i in range(len(table))]
+    table["split"] = [("val", "test")[(i % n) % 2] for i in range(len(table))]
+    run.write_csv("predictions", table)
+    return run
+
+
+def test_bodies_sharing_a_slice_are_paired_by_their_study(tmp_path):
+    """Matched on image and slice alone, 120 rows of 60 volumes pair many-to-many (240 pairs, D12)."""
+    y = np.random.default_rng(0).integers(0, 3, 120)
+    a = study_run(tmp_path, "a", y, probabilities(y, 2.0, 1))
+    b = study_run(tmp_path, "b", y, probabilities(y, 1.0, 2))
+    r = compare_class_runs(a, b)["splits"]["test"]
+    assert r["n"] == 60
+
+
+def test_repeated_rows_are_refused_in_one_line(tmp_path):
+    y = np.random.default_rng(0).integers(0, 3, 120)
+    a = study_run(tmp_path, "a", y, probabilities(y, 2.0, 1))
+    b = study_run(tmp_path, "b", y, probabilities(y, 1.0, 2))
+    b.write_csv("predictions", b.read_predictions().drop(columns=["study_id"]))
+    with pytest.raises(DataError, match="several rows") as err:
+        compare_class_runs(a, b)
+    assert "\n" not in str(err.value)

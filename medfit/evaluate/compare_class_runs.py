@@ -5,26 +5,23 @@ from __future__ import annotations
 import pandas as pd
 
 from medfit.errors import DataError
-from medfit.evaluate.compare import compare_runs
+from medfit.evaluate.compare import compare_runs, paired_keys
 from medfit.evaluate.compare_classes import compare_class_aucs
 from medfit.run_folder import RunFolder
 from medfit.task import Task
-
-KEYS = ["image", "split", "slice_index", "offset"]
-
 
 def _task_and_predictions(run: RunFolder) -> tuple[Task, pd.DataFrame]:
     return Task.of(run.read_config().data), run.read_predictions()
 
 
 def paired_predictions(run_a: RunFolder, run_b: RunFolder) -> tuple[Task, pd.DataFrame, list[str], list[str]]:
-    """The task, the merged table of the cases both runs predicted (matched by image, split and slice), and the
+    """The task, the merged table of the cases both runs predicted (matched one to one on their identifying columns), and the
     probability columns of a and b in it; refuses runs of other tasks or classes, or with disagreeing labels."""
     (ta, pa), (tb, pb) = _task_and_predictions(run_a), _task_and_predictions(run_b)
     if (ta.kind, ta.output_names) != (tb.kind, tb.output_names):
         raise DataError(f"{run_a.path} ({ta.kind}: {', '.join(ta.output_names)}) and {run_b.path} ({tb.kind}: "
                         f"{', '.join(tb.output_names)}) predict different things; compare runs of the same task")
-    keys = [k for k in KEYS if k in pa and k in pb]
+    keys = paired_keys(pa, pb, (run_a.path, run_b.path))  # one row to one row (data.rows.ROW_KEYS)
     labels, probs = list(ta.label_columns), ta.probability_columns
     merged = pa[keys + labels + probs].merge(pb[keys + labels + probs], on=keys, suffixes=("_a", "_b"))
     if merged.empty:
