@@ -13,7 +13,8 @@ SHARED_DATA = Path(os.environ.get("MEDFIT_DATA", Path(__file__).resolve().parent
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The real medical images folder (../shared/data); skips when absent."""
+    """The real medical images folder (../shared/data): the suite needs it (a missing folder fails, never skips)."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data folder {SHARED_DATA} is absent (set MEDFIT_DATA or put ../shared/data beside the repo)")
+        pytest.fail(f"real data folder {SHARED_DATA} is absent: put ../shared/data beside the repo (see its README) or "
+                    "set MEDFIT_DATA", pytrace=False)
     return SHARED_DATA

@@ -7,7 +7,6 @@ import os
 import shutil
 import socket
 import threading
-import time
 from pathlib import Path
 
 import httpx2
@@ -118,15 +117,14 @@ def test_offline_miss_is_one_line_without_network(hub, connects):
     assert connects == []
 
 
+@pytest.mark.timeout(60)  # a hang guard: huggingface_hub waits forever unless given a deadline
 def test_online_without_a_connection_is_one_line_quickly(hub, connects, monkeypatch):
     import huggingface_hub.constants
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # it is read once, at import
-    start = time.monotonic()
     with pytest.raises(WeightsError) as err:
         W.resolve_weights("hf-hub:acme/tiny")
-    assert time.monotonic() - start < 10
     line = str(err.value)
     assert "\n" not in line and "cannot reach the Hugging Face Hub (ConnectError" in line and str(hub) in line
     assert connects  # it did try (and nothing hung)

@@ -11,6 +11,7 @@ from lightning.pytorch.callbacks import Callback
 from medfit.commands.pipeline import finish_run, train_run
 from medfit.config import config_from_dict, updated
 from medfit.errors import DataError
+from medfit.models.checkpoint import read_checkpoint
 from medfit.run_folder import RunFolder
 
 NPZ = "pneumoniamnist/pneumoniamnist_reconstructed.npz"
@@ -83,12 +84,12 @@ def test_resume_from_last_checkpoint_matches_an_uninterrupted_run(shared_data, t
     last = lambda cfg: RunFolder.of(cfg.output_dir, cfg.name).checkpoint("last")  # noqa: E731
     train_run(full)
     train_run(resumed, callbacks=[StopAfterFirstEpoch()])
-    assert torch.load(last(resumed), weights_only=False)["epoch"] == 0
+    assert read_checkpoint(last(resumed))["epoch"] == 0
     with pytest.raises(DataError, match="previous run"):
         train_run(resumed)
     train_run(resumed, resume=True)
-    a = torch.load(last(full), weights_only=False)
-    b = torch.load(last(resumed), weights_only=False)
+    a = read_checkpoint(last(full))
+    b = read_checkpoint(last(resumed))
     assert a["epoch"] == b["epoch"] == 1
     assert a["state_dict"].keys() == b["state_dict"].keys()
     for k in a["state_dict"]:
