@@ -61,18 +61,21 @@ MEMBERS = "members"  # deep-ensemble members beyond the first: members/seed<k>/,
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-def json_safe(value: Any) -> Any:
-    """Plain JSON data: NaN -> None, numpy scalars -> Python numbers, tuples -> lists."""
+def json_safe(value: Any, digits: int | None = None) -> Any:
+    """Plain JSON data: arrays and tuples to lists, numpy scalars to Python, NaN and infinities to None (JSON has
+    neither), floats rounded to ``digits`` when given."""
     if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return None if math.isnan(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
+        return {str(k): json_safe(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [json_safe(v, digits) for v in value]
+    if isinstance(value, (bool, np.bool_)):
         return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        if not math.isfinite(value):
+            return None
+        return round(float(value), digits) if digits is not None else float(value)
     return value
 
 

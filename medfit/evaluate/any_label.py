@@ -9,7 +9,7 @@ from medfit.config import EvaluateConfig, ExperimentConfig
 from medfit.errors import DataError
 from medfit.evaluate.augmented import multilabel_metrics, patient_any
 from medfit.evaluate.class_thresholds import class_threshold_metrics, class_thresholds
-from medfit.evaluate.jsonsafe import json_safe
+from medfit.run_folder import json_safe
 from medfit.evaluate.multilabel import any_label, any_label_metrics
 from medfit.run_folder import RunFolder
 

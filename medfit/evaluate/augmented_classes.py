@@ -8,7 +8,7 @@ import pandas as pd
 from medfit.config import ExperimentConfig
 from medfit.evaluate.augmented import evaluate_augmented, study_class_predictions
 from medfit.evaluate.compare_classes import compare_class_aucs
-from medfit.evaluate.jsonsafe import json_safe
+from medfit.run_folder import json_safe
 from medfit.run_folder import RunFolder
 from medfit.task import Task
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from medfit.errors import DataError
-from medfit.evaluate.jsonsafe import json_safe
+from medfit.run_folder import json_safe
 from medfit.evaluate.metrics import binary_metrics_without_auc, choose_threshold, confusion_counts
 from medfit.evaluate.multiclass import indicator_matrix
 from medfit.evaluate.stats import proportion_intervals, wilson_interval

@@ -14,7 +14,7 @@ from medfit.errors import DataError
 from medfit.evaluate.calibration import classwise_calibration
 from medfit.evaluate.class_thresholds import RULE, class_threshold_metrics, class_thresholds, threshold_rule
 from medfit.evaluate.confusion import confusion_pairs, confusion_table
-from medfit.evaluate.jsonsafe import json_safe
+from medfit.run_folder import json_safe
 from medfit.evaluate.kappa import kappa_ci
 from medfit.evaluate.multiclass import top_k_accuracy
 from medfit.evaluate.multilabel import label_cooccurrence

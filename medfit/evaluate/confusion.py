@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import confusion_matrix
 
-from medfit.evaluate.jsonsafe import json_safe
+from medfit.run_folder import json_safe
 
 
 def confusion_table(y: np.ndarray, pred: np.ndarray, names: list[str]) -> dict:

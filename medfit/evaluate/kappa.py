@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.metrics import cohen_kappa_score
 
 from medfit.errors import ConfigError
-from medfit.evaluate.jsonsafe import json_safe
+from medfit.run_folder import json_safe
 from medfit.evaluate.metrics import stratified_bootstrap_indices
 
 WEIGHTS = (None, "linear", "quadratic")

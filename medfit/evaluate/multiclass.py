@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
 from medfit.errors import DataError
-from medfit.evaluate.jsonsafe import json_safe
+from medfit.run_folder import json_safe
 from medfit.evaluate.metrics import auc, binary_metrics_without_auc
 from medfit.evaluate.stats import wilson_interval
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from medfit.errors import DataError
-from medfit.evaluate.jsonsafe import json_safe
+from medfit.run_folder import json_safe
 from medfit.evaluate.metrics import auc, binary_metrics_without_auc, choose_threshold, confusion_counts
 from medfit.evaluate.stats import delong_auc_ci, proportion_intervals
 

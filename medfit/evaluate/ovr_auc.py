@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 from scipy.stats import rankdata
 
-from medfit.evaluate.jsonsafe import json_safe
+from medfit.run_folder import json_safe
 from medfit.evaluate.metrics import stratified_bootstrap_indices
 from medfit.evaluate.multiclass import indicator_matrix, label_strata
 from medfit.evaluate.stats import delong_auc_ci

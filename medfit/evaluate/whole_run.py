@@ -5,7 +5,7 @@ from __future__ import annotations
 from medfit.config import ExperimentConfig
 from medfit.evaluate.any_label import evaluate_any_label
 from medfit.evaluate.augmented_classes import evaluate_study_level
-from medfit.evaluate.jsonsafe import json_safe
+from medfit.run_folder import json_safe
 from medfit.evaluate.run import evaluate_run
 from medfit.run_folder import RunFolder
 from medfit.task import Task

@@ -12,7 +12,7 @@ from medfit.explain.gallery import _with_row_inputs, saliency_maps
 from medfit.explain.masks import prepared_mask
 from medfit.explain.quality import check_target_layer, faithfulness, localisation
 from medfit.explain.sanity import randomisation_check
-from medfit.evaluate.jsonsafe import json_safe
+from medfit.run_folder import json_safe
 from medfit.models import load_network
 from medfit.preprocess.recipe import Recipe
 from medfit.preprocess.study import input_loader

@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 
-from medfit.evaluate.jsonsafe import json_safe
+from medfit.run_folder import json_safe
 
 
 def test_nested_numpy_nan_and_inf():
