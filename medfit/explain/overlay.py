@@ -37,7 +37,13 @@ def write_overlay(path: str | Path, image: np.ndarray, cam: np.ndarray, caption:
     """Write the overlay as a PNG and return its path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    rgb = overlay_image(image, cam, caption, size)
+    return write_png(path, overlay_image(image, cam, caption, size))
+
+
+def write_png(path: str | Path, rgb: np.ndarray) -> Path:
+    """An RGB uint8 picture written as a PNG through a temporary file (readers never see half a file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise OSError(f"{path}: could not encode the PNG")

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from medfit.errors import ConfigError, DataError
 from medfit.explain.cam import compute_cam
 from medfit.explain.gallery import model_for_rows
-from medfit.explain.overlay import overlay_image
+from medfit.explain.overlay import overlay_image, write_png
 from medfit.models import load_network
 from medfit.models.volume_models import GatedAttentionMIL
 from medfit.preprocess.study import input_loader
@@ -82,8 +81,7 @@ def slice_saliency(run: RunFolder, split: str = "test", studies: int = 2, output
         attention = mil.last_attention[0].tolist() if mil is not None else None
         captions = [f"#{j}" + (f" a={attention[j]:.2f}" if attention else "") for j in range(len(maps))]
         png = run.plots / "saliency_slices" / f"{i:02d}_{Path(str(row['image'])).name}_{method}.png"
-        png.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(png), cv2.cvtColor(tile(x[0].numpy(), maps, captions), cv2.COLOR_RGB2BGR))
+        write_png(png, tile(x[0].numpy(), maps, captions))
         records.append({"image": str(row["image"]), "output": task.output_names[k], "prob": prob,
                         "slices": len(maps), "attention": attention, "png": str(png.relative_to(run.path))})
     run.write_json("slice_saliency", {"split": split, "method": method, "studies": records})

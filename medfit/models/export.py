@@ -36,9 +36,10 @@ def export_onnx(model: nn.Module, path: str | Path, in_chans: int, image_size: i
     with warnings.catch_warnings():
         # The TorchScript exporter takes ~1 s where the dynamo one takes ~20 s on CPU for the same graph.
         warnings.simplefilter("ignore")
-        atomic_write(path, lambda tmp: torch.onnx.export(
-            model, example, str(tmp), input_names=names, output_names=["logits"], opset_version=opset, dynamo=False,
-            dynamic_axes={**{n: {0: "batch"} for n in names}, "logits": {0: "batch"}}))
+        axes = {**{n: {0: "batch"} for n in names}, "logits": {0: "batch"}}
+        atomic_write(path, lambda tmp: torch.onnx.export(model, example, str(tmp), input_names=names,
+                                                         output_names=["logits"], opset_version=opset, dynamo=False,
+                                                         dynamic_axes=axes))
     return path
 
 
