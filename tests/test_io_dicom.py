@@ -8,7 +8,8 @@ from pydicom.data import get_testdata_file
 
 from medfit.errors import DataError
 from medfit.io import read_image, read_volume
-from medfit.io.dicom import read_dicom_meta, read_series, resample_stack
+from medfit.io.dicom import read_dicom_meta
+from medfit.io.dicom_series import read_series, resample_stack
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from medfit.data.manifest import manifest_from_medmnist
 from medfit.data.studies import read_study
 from medfit.errors import DataError
 from medfit.io import make_npz_ref, read_image, read_volume
-from medfit.io.dicom import read_series
+from medfit.io.dicom_series import read_series
 from medfit.io.images import open_image, to_array
 from medfit.io.medmnist import clear_npz_cache
 from medfit.io.nifti import read_mask, read_nifti

@@ -7,7 +7,7 @@ from pydicom.data import get_testdata_file
 
 from medfit.errors import DataError
 from medfit.io import read_mask
-from medfit.io.dicom import read_series
+from medfit.io.dicom_series import read_series
 
 
 @pytest.fixture

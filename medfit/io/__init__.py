@@ -12,7 +12,8 @@ import numpy as np
 
 from medfit.errors import DataError
 from medfit.io.checks import require_finite
-from medfit.io.dicom import read_dicom_image, read_dicom_volume, read_series
+from medfit.io.dicom import read_dicom_image, read_dicom_volume
+from medfit.io.dicom_series import read_series
 from medfit.io.images import is_image_file, read_image_file
 from medfit.io.medmnist import is_npz_ref, make_npz_ref, parse_npz_ref, read_npz_entry
 from medfit.io.nifti import read_mask as read_label_mask

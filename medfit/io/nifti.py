@@ -9,7 +9,8 @@ import numpy as np
 
 from medfit.errors import DataError
 from medfit.io.checks import describe_content, first_line, require_finite, sniff
-from medfit.io.dicom import read_dicom_volume, read_series
+from medfit.io.dicom import read_dicom_volume
+from medfit.io.dicom_series import read_series
 from medfit.io.grid import align_to
 from medfit.io.volume import Volume
 
