@@ -49,3 +49,18 @@ def test_restarts_after_a_linear_warmup_and_down_to_the_min_ratio():
 def test_restart_settings_are_checked():
     with pytest.raises(ConfigError, match="restart"):
         _rates(OptimConfig(scheduler="cosine_restarts", head_lr=0.1, backbone_lr=0.1, restart_mult=0.5), 4, 8)
+
+
+def test_sgd_takes_nesterov_momentum_when_asked():
+    params = [{"params": torch.nn.Linear(2, 1).parameters()}]
+    plain = build_optimizer(params, OptimConfig(optimizer="sgd", momentum=0.9))
+    assert plain.defaults["nesterov"] is False and plain.defaults["momentum"] == 0.9
+    params = [{"params": torch.nn.Linear(2, 1).parameters()}]
+    nesterov = build_optimizer(params, OptimConfig(optimizer="sgd", momentum=0.9, nesterov=True))
+    assert nesterov.defaults["nesterov"] is True
+
+
+def test_nesterov_without_momentum_is_refused_not_dropped():
+    with pytest.raises(ConfigError, match="nesterov"):
+        build_optimizer([{"params": torch.nn.Linear(2, 1).parameters()}],
+                        OptimConfig(optimizer="sgd", momentum=0.0, nesterov=True))

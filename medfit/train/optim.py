@@ -15,8 +15,11 @@ from medfit.errors import ConfigError
 def build_optimizer(groups: list[dict], optim: OptimConfig) -> torch.optim.Optimizer:
     """AdamW, or SGD with momentum (Nesterov when asked), over parameter groups (a group may set its own lr/decay)."""
     if optim.optimizer == "sgd":
+        if optim.nesterov and optim.momentum <= 0:
+            raise ConfigError(f"optim.nesterov: Nesterov momentum needs optim.momentum > 0 (got {optim.momentum}); "
+                              "set a momentum such as 0.9 or nesterov: false")
         return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay,
-                               nesterov=optim.nesterov and optim.momentum > 0)
+                               nesterov=optim.nesterov)
     return torch.optim.AdamW(groups, lr=optim.lr, weight_decay=optim.weight_decay)
 
 
