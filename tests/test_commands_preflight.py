@@ -52,7 +52,7 @@ def no_expensive_steps(monkeypatch):
     def reached(*args, **kwargs):
         raise AssertionError("an expensive step ran before the problems were reported")
     monkeypatch.setattr(pipeline, "run_audit", reached)
-    monkeypatch.setattr(pipeline, "fit", reached)
+    monkeypatch.setattr(pipeline, "fit_members", reached)
     monkeypatch.setattr(tune_verb, "run_audit", reached)
 
 

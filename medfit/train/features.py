@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from medfit.models.covariates import call_model
+
 
 def feature_layer(model: nn.Module) -> nn.Module | None:
     """The head whose input is the pooled features: timm's classifier, a ``head`` Linear, else the last Linear."""
@@ -54,5 +56,5 @@ def pooled_features(model: nn.Module, dataset: Dataset, batch_size: int = 64) ->
     model.eval()
     with tap_features(model) as batches:
         for x, _, _ in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-            model(x)
+            call_model(model, x)  # an image batch, or (image, covariates)
     return stacked(batches, len(dataset))
