@@ -48,7 +48,7 @@ def test_pull_to_folder_then_pretrained_folder_gives_identical_tensors(timm_repo
 
 def test_pull_config_names_every_source(timm_repo, tmp_path):
     cfg = updated(ExperimentConfig(), {"name": "x", "output_dir": str(tmp_path), "model.name": "resnet10t",
-                                       "model.pretrained": f"timm:{TIMM_TAG}", "vlm.model": "google/medgemma-4b-it"})
+                                       "model.pretrained": f"timm:{TIMM_TAG}", "vlm.model": "hf-hub:google/medgemma-4b-it"})
     assert weights_verb.config_sources(cfg) == [f"timm:{TIMM_TAG}", "hf-hub:google/medgemma-4b-it"]
     cfg = updated(cfg, {"vlm.model": ""})
     (tmp_path / "c.yaml").write_text(config_to_yaml(cfg))
@@ -67,3 +67,13 @@ def test_weights_list_prints_every_entry(capsys):
     assert all(e["name"] in out for e in W.load_registry())
     assert "hf-hub:google/medgemma-4b-it (gated)" in out and "0.485,0.456,0.406 / 0.229,0.224,0.225" in out
     assert len(out.splitlines()) == 2 + len(W.load_registry()) + 2  # header, rule, one row each, blank, hint
+
+
+def test_every_registry_entrys_use_keys_load_and_name_its_source():
+    """Each entry's `use:` is config keys that exist (in the schema and for the model kind they set) and that name
+    the entry's source, so `medfit weights pull --config` fetches it."""
+    for e in W.load_registry():
+        assert isinstance(e["use"], dict) and (e["use"] or e["note"]), e["name"]
+        cfg = updated(ExperimentConfig(), e["use"])  # unknown keys, or keys the kind does not read: ConfigError
+        if e["use"]:
+            assert e["source"] in weights_verb.config_sources(cfg), e["name"]

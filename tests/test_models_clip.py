@@ -15,7 +15,9 @@ from medfit.commands.zeroshot import zero_shot_run
 from medfit.config import ClipConfig, ExperimentConfig, LoraConfig, ModelConfig, updated
 from medfit.errors import WeightsError
 from medfit.models import build_model, count_parameters
-from medfit.models.clip import load_open_clip
+from medfit.models import weights as W
+from medfit.models.clip import BIOMEDCLIP, load_open_clip
+from medfit.models.registry import load_report
 from medfit.models.zeroshot import build_zero_shot, class_prompts
 from medfit.task import Task
 
@@ -123,9 +125,56 @@ def test_zero_shot_run_is_scored_like_any_run(tiny_clip, shared_data, tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert 0 <= metrics["splits"]["test"]["auc"] <= 1
     assert metrics["parameters"]["trainable"] == 0 and metrics["parameters"]["total"] > 0
-    assert (run_dir / "report.html").is_file()
+    digest = W.sha256_file(folder / "open_clip_pytorch_model.bin")
+    assert metrics["pretrained"]["weights"]["sha256"] == digest  # the weight record, as timm runs keep it
+    assert f">{digest[:12]} (weight file" in (run_dir / "report.html").read_text()
     # The run reloads like a trained one: `medfit predict` reproduces its test probabilities.
     out = tmp_path / "again.csv"
     assert main(["predict", str(run_dir), "--split", "test", "--out", str(out)]) == 0
     again = pd.read_csv(out)["prob"].to_numpy()
     assert abs(again - pred.query("split == 'test'")["prob"].to_numpy()).max() < 1e-5
+
+
+def test_clip_source_takes_the_one_weight_source_syntax(tiny_clip, tmp_path, monkeypatch):
+    """model.clip.source reads what model.pretrained reads: a plain folder, an hf-hub: repo from the HF cache, and the
+    folder `medfit weights pull --to` writes (BiomedCLIP's BERT config and vocabulary pulled beside it)."""
+    from test_models_weights import put_in_hub
+
+    folder, state = tiny_clip
+    hub = tmp_path / "hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    put_in_hub(hub, BIOMEDCLIP.removeprefix("hf-hub:"), folder)
+    text = tmp_path / "bert"
+    text.mkdir()
+    for f in ("config.json", "vocab.txt"):
+        shutil.copyfile(folder / f, text / f)
+    put_in_hub(hub, BERT, text)
+    W.pull("biomedclip", tmp_path / "carried")
+    for source in (str(folder), BIOMEDCLIP, str(tmp_path / "carried")):
+        loaded = load_open_clip(source)[0].state_dict()
+        assert all(torch.equal(loaded[k], v) for k, v in state.items()), source
+    with pytest.raises(WeightsError, match=r"^hf-hub:acme/none: not in the HF cache .*medfit weights pull "
+                                           r"hf-hub:acme/none --to DIR"):
+        load_open_clip("hf-hub:acme/none")
+    with pytest.raises(WeightsError, match=r"no-such-folder: pretrained weights not found; set model.clip.source"):
+        load_open_clip(str(tmp_path / "no-such-folder"))
+
+
+def test_open_clip_network_carries_its_weight_record(tiny_clip):
+    """The open_clip builder hands train_info the same record as timm: source, revision, sha256, normalisation."""
+    folder, _ = tiny_clip
+    cfg = ModelConfig(kind="open_clip", clip=ClipConfig(source=str(folder), image_size=32), finetune="lora",
+                      lora=LoraConfig(r=4))
+    report = load_report(build_model(cfg, 1))
+    w = report["weights"]
+    assert (w["source"], w["kind"]) == (str(folder), "folder")
+    assert w["sha256"] == W.sha256_file(folder / "open_clip_pytorch_model.bin")
+    assert w["normalisation"]["mean"] == [0.48145466, 0.4578275, 0.40821073]
+    assert w["normalisation"]["from"] == "open_clip preprocess_cfg"
+    assert report["tensors"] == len(state_of(folder)) and "open_clip" in report["loaded_by"]
+    assert load_report(build_model(cfg, 1, load_pretrained=False)) is None
+
+
+def state_of(folder):
+    return torch.load(folder / "open_clip_pytorch_model.bin", weights_only=True)

@@ -1,4 +1,5 @@
 """VLM classifiers: prompts, option-token scoring, LoRA training, save/reload, weights errors (tiny random LLaVA, real X-rays)."""
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from medfit.config import PreprocessConfig, VLMConfig
 from medfit.data.rows import Row
 from medfit.errors import ConfigError, WeightsError
 from medfit.models import vlm
+from medfit.models import weights as W
 from medfit.preprocess import Recipe
 from medfit.task import Task
 from medfit.vlm.fit import prepare_for_training, train_lora
@@ -185,13 +187,24 @@ def test_bf16_only_where_the_hardware_supports_it(monkeypatch):
 
 def test_missing_weights_are_a_clear_error(tiny_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(WeightsError, match=r"'acme/no-such-vlm'.*hf download acme/no-such-vlm.*vlm.model"):
-        vlm.resolve_model_dir("acme/no-such-vlm", str(tmp_path / "hub"))
-    with pytest.raises(WeightsError, match="no config.json"):
+    hub = str(tmp_path / "hub")
+    with pytest.raises(WeightsError, match=r"^hf-hub:acme/no-such-vlm: not in the HF cache .*medfit weights pull "
+                                           r"hf-hub:acme/no-such-vlm --to DIR"):
+        vlm.resolve_model_dir("hf-hub:acme/no-such-vlm", hub)  # the same line as model.pretrained's offline miss
+    with pytest.raises(WeightsError, match=r"^acme/no-such-vlm: pretrained weights not found; set vlm.model .*"
+                                           r"a Hugging Face repo is written hf-hub:acme/no-such-vlm"):
+        vlm.resolve_model_dir("acme/no-such-vlm", hub)  # the bare repo id of before: one line naming the new form
+    with pytest.raises(WeightsError, match="folder has no model.safetensors"):
         vlm.resolve_model_dir(str(tmp_path))
+    weights_only = tmp_path / "weights-only"
+    weights_only.mkdir()
+    shutil.copyfile(tiny_dir / "model.safetensors", weights_only / "model.safetensors")
+    with pytest.raises(WeightsError, match="vlm.model must be a Hugging Face model folder with config.json .*file source"):
+        vlm.resolve_model_dir(str(weights_only / "model.safetensors"))
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "config.json").write_text((tiny_dir / "config.json").read_text())
+    shutil.copyfile(tiny_dir / "model.safetensors", broken / "model.safetensors")
     with pytest.raises(WeightsError, match="cannot load the VLM"):
         vlm.load_vlm(make_cfg(broken))
     with pytest.raises(ConfigError, match="vlm.model"):
@@ -199,18 +212,42 @@ def test_missing_weights_are_a_clear_error(tiny_dir, tmp_path, monkeypatch):
 
 
 def test_model_found_in_the_hf_cache_offline(tiny_dir, tmp_path, monkeypatch):
-    """A repo id resolves to its snapshot in a (local) Hugging Face cache, the way `hf download` leaves it."""
-    import shutil
-
+    """vlm.model takes the weight-source syntax: hf-hub:ORG/REPO from a (local) Hugging Face cache, the way
+    `hf download` leaves it, and the folder `medfit weights pull --to` copies from there."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     repo = tmp_path / "hub" / "models--acme--tiny-vlm"
     commit = "0" * 40
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text(commit)
     shutil.copytree(tiny_dir, repo / "snapshots" / commit)
-    assert vlm.resolve_model_dir("acme/tiny-vlm", str(tmp_path / "hub")) == repo / "snapshots" / commit
-    clf = vlm.load_vlm_classifier(make_cfg(tiny_dir, model="acme/tiny-vlm", cache_dir=str(tmp_path / "hub")), CLASSES)
-    assert clf.probabilities(torch.rand(1, 3, 28, 28)).shape == (1, 2)
+    hub = str(tmp_path / "hub")
+    assert vlm.resolve_model_dir("hf-hub:acme/tiny-vlm", hub) == repo / "snapshots" / commit
+    clf = vlm.load_vlm_classifier(make_cfg(tiny_dir, model="hf-hub:acme/tiny-vlm", cache_dir=hub), CLASSES)
+    x = torch.rand(1, 3, 28, 28)
+    assert clf.probabilities(x).shape == (1, 2)
+    W.pull("hf-hub:acme/tiny-vlm", tmp_path / "carried", hub)
+    carried = vlm.load_vlm_classifier(make_cfg(tmp_path / "carried"), CLASSES)
+    torch.testing.assert_close(carried.probabilities(x), clf.probabilities(x))
+    record = vlm.resolve_vlm_weights("hf-hub:acme/tiny-vlm", hub).record()
+    assert record["revision"] == commit and record["sha256"] == W.sha256_file(tiny_dir / "model.safetensors")
+
+
+def test_sharded_model_folder_resolves(tiny_dir, tmp_path):
+    """A model saved in shards (as MedGemma is) is a model folder too; its record hashes every shard."""
+    from transformers import AutoModelForImageTextToText
+
+    sharded = tmp_path / "sharded"
+    AutoModelForImageTextToText.from_pretrained(tiny_dir).save_pretrained(sharded, max_shard_size="100KB")
+    for f in tiny_dir.iterdir():
+        if f.suffix != ".safetensors" and not (sharded / f.name).exists():
+            shutil.copyfile(f, sharded / f.name)
+    shards = sorted(p.name for p in sharded.glob("*.safetensors"))
+    assert len(shards) > 1 and (sharded / "model.safetensors.index.json").is_file()
+    record = vlm.resolve_vlm_weights(str(sharded)).record()
+    assert sorted(record["files"]) == shards and record["sha256"] is None
+    x = torch.rand(1, 3, 28, 28)
+    torch.testing.assert_close(vlm.load_vlm_classifier(make_cfg(sharded), CLASSES).probabilities(x),
+                               vlm.load_vlm_classifier(make_cfg(tiny_dir), CLASSES).probabilities(x))
 
 
 def test_gemma3_family_prompt_scores_and_lora(tmp_path, xray_batch):

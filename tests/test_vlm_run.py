@@ -12,6 +12,7 @@ from medfit.commands.pipeline import finish_run
 from medfit.commands.vlm import vlm_run
 from medfit.config import config_from_dict, updated
 from medfit.errors import DataError
+from medfit.models import weights as W
 from medfit.models.vlm import load_vlm_run
 from medfit.run_folder import RunFolder
 from medfit.vlm.fit import load_images, predict_images
@@ -81,6 +82,10 @@ def test_zero_shot_run_through_the_cli(shared_data, tmp_path):
     assert not (run_dir / "checkpoints").exists() and not (run_dir / "logs").exists()
     info = json.loads((run_dir / "train_info.json").read_text())
     assert info["vlm"]["prompt"].endswith("A: No pneumonia\nB: Pneumonia\nASSISTANT: Answer:")
+    digest = W.sha256_file(tmp_path / "tiny-vlm" / "model.safetensors")
+    assert info["pretrained"]["weights"]["sha256"] == digest  # the weight record, as timm runs keep it
+    assert info["pretrained"]["weights"]["source"] == str(tmp_path / "tiny-vlm")
+    assert f">{digest[:12]} (weight file" in (run_dir / "report.html").read_text()
     with pytest.raises(DataError, match="previous run"):
         run_vlm(config_from_dict(cfg))
 

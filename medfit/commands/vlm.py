@@ -13,6 +13,7 @@ from medfit.commands.pipeline import finish_run, prepare_run
 from medfit.config import ExperimentConfig, updated
 from medfit.errors import DataError
 from medfit.models.vlm import resolve_device, resolve_dtype, resolve_model_dir
+from medfit.models.weights import SCHEMES
 from medfit.report.summary import print_summary
 from medfit.run_folder import RunFolder
 from medfit.train.predict import predict_splits
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``medfit vlm``."""
     cfg = load_experiment(args)
     v = cfg.vlm
-    if args.make_tiny and not Path(v.model).exists():
+    if args.make_tiny and not v.model.startswith(SCHEMES) and not Path(v.model).exists():
         texts = [v.question, v.prompt, v.answer_prefix, *v.options, *cfg.data.class_names]
         print(f"writing a tiny random-weight VLM to {build_tiny_vlm(v.model, texts, seed=cfg.seed)}")
     print_summary(finish_run(vlm_run(cfg, args.data)))

@@ -82,10 +82,9 @@ def config_sources(cfg: ExperimentConfig) -> list[str]:
     m = cfg.model
     sources = [m.pretrained, m.name if m.name.startswith("hf-hub:") else ""]
     sources += [f.pretrained for f in m.fusion.members]
-    if m.kind in ("open_clip", "clip_zero_shot") and not m.clip.source.startswith("local-dir:"):
-        sources.append(m.clip.source)
-    if cfg.vlm.model and not Path(cfg.vlm.model).expanduser().exists():
-        sources.append(f"hf-hub:{cfg.vlm.model}")
+    if m.kind in ("open_clip", "clip_zero_shot"):
+        sources.append(m.clip.source.removeprefix("local-dir:"))
+    sources.append(cfg.vlm.model)  # the same source syntax (medfit.models.weights)
     return list(dict.fromkeys(s for s in sources if s))
 
 

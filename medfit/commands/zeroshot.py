@@ -9,6 +9,7 @@ from medfit.commands.common import add_config_arguments, load_experiment
 from medfit.commands.pipeline import finish_run, prepare_run
 from medfit.config import ExperimentConfig, updated
 from medfit.models import count_parameters
+from medfit.models.registry import load_report
 from medfit.models.zeroshot import build_zero_shot, class_prompts
 from medfit.report.summary import print_summary
 from medfit.run_folder import RunFolder, atomic_write
@@ -30,6 +31,7 @@ def zero_shot_run(cfg: ExperimentConfig, data_dir: str | None = None) -> RunFold
     _, total = count_parameters(model)
     c = cfg.model.clip
     run.write_json("train_info", {"parameters": {"trainable": 0, "total": total}, "method": "zero-shot",
+                                  "pretrained": load_report(model),
                                   "prompts": class_prompts(list(manifest.class_names), c.prompts, c.prompt_templates)})
     state = {"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}
     atomic_write(run.checkpoint("best"), lambda tmp: torch.save(state, tmp))

@@ -100,7 +100,7 @@ class FusionConfig:
 class ClipConfig:
     """``model.kind: open_clip`` / ``clip_zero_shot``: an open_clip model (BiomedCLIP) and zero-shot prompts."""
 
-    source: str = "hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"  # or "local-dir:FOLDER"
+    source: str = "hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"  # or an open_clip model folder
     cache_dir: str = ""  # HF cache for hf-hub: models; empty: $HF_HUB_CACHE or ~/.cache/huggingface/hub
     image_size: int = 0  # >0: resize the image tower's input (position embeddings resampled); 0: its own
     prompts: dict = field(default_factory=dict)  # zero-shot: class name -> description or list of descriptions
@@ -113,7 +113,7 @@ class ModelConfig:
 
     kind: ModelKind = "timm"
     name: str = "resnet18"  # timm: any timm model name or zoo alias; monai3d: resnet10/18/34/50, densenet121/169/201
-    pretrained: str = ""  # timm: local weight file, folder or run folder; empty = random init
+    pretrained: str = ""  # timm: weight source (file, folder, run folder, timm:NAME, hf-hub:...); empty = random init
     in_chans: int = 0  # 0: data.channels (a different value is an error)
     drop_rate: float = 0.0
     drop_path_rate: float = 0.0  # timm: stochastic depth, the deepest block's drop probability (0: off)
@@ -222,7 +222,7 @@ def _vlm_lora() -> LoraConfig:
 class VLMConfig:
     """A vision-language model used as a classifier, scored by its option tokens (``medfit vlm``, medfit.models.vlm)."""
 
-    model: str = ""  # local model folder, or a Hugging Face repo id already in the HF cache (never downloaded)
+    model: str = ""  # weight source (medfit.models.weights): a Hugging Face model folder, or hf-hub:ORG/REPO
     cache_dir: str = ""  # HF cache to look in; empty: $HF_HUB_CACHE or ~/.cache/huggingface/hub
     question: str = "What does this image show?"
     options: list[str] = field(default_factory=list)  # one description per class, in class order; empty: class names

@@ -1,6 +1,7 @@
 """open_clip models (BiomedCLIP) from a local folder or the HF cache: image encoder as a backbone, text for zero-shot."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,8 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from medfit.config import ModelConfig
-from medfit.errors import ConfigError, WeightsError
-from medfit.models.weights import cached_snapshot, hub_cache, hub_snapshot
+from medfit.errors import WeightsError
+from medfit.models.weights import SCHEMES, ResolvedWeights, cached_snapshot, hub_cache, resolve_weights
 
 CLIP_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.safetensors", "open_clip_pytorch_model.bin",
                 "open_clip_pytorch_model.pth")
@@ -26,6 +27,7 @@ class ClipSource:
     folder: Path
     config: dict  # open_clip_config.json
     text_folder: Path | None  # BERT-like config.json + tokenizer; None when the text tower is open_clip's own
+    weights: ResolvedWeights  # the source resolved (its record() goes into the run's train_info)
 
 
 def _cache_name(cache_dir: str) -> str:
@@ -33,25 +35,22 @@ def _cache_name(cache_dir: str) -> str:
 
 
 def resolve_clip_source(spec: str, cache_dir: str = "") -> ClipSource:
-    """Find every file an open_clip model needs; a WeightsError lists exactly which are missing and where to get them."""
-    if spec.startswith("local-dir:"):
-        folder = Path(spec.removeprefix("local-dir:")).expanduser()
-        if not folder.is_dir():
-            raise WeightsError(f"{folder}: open_clip model folder not found; copy the model repository's files "
-                               f"(open_clip_config.json, open_clip_pytorch_model.bin, and for BiomedCLIP the "
-                               f"BiomedBERT config.json and vocab.txt) there")
-    elif spec.startswith("hf-hub:"):
-        folder = hub_snapshot(spec.removeprefix("hf-hub:"), spec, cache_dir)  # cached, else downloaded when online
-    else:
-        raise ConfigError(f"model.clip.source: {spec!r} must start with 'hf-hub:' or 'local-dir:'")
+    """Find every file an open_clip model needs; a WeightsError lists exactly which are missing and where to get them.
 
-    missing = []
-    if not (folder / "open_clip_config.json").is_file():
-        missing.append(f"{folder / 'open_clip_config.json'}")
-    if not any((folder / w).is_file() for w in CLIP_WEIGHTS):
-        missing.append(f"{folder / CLIP_WEIGHTS[2]} (or {', '.join(w for w in CLIP_WEIGHTS if w != CLIP_WEIGHTS[2])})")
-    if missing:
-        raise WeightsError(f"{spec}: missing {'; '.join(missing)}; copy them from the model repository")
+    ``spec`` is a weight source as model.pretrained takes it (medfit.models.weights): a model folder (``local-dir:``
+    optional), e.g. one ``medfit weights pull --to`` wrote, or ``hf-hub:ORG/REPO`` (cached, else downloaded online).
+    """
+    local = Path(spec.removeprefix("local-dir:")).expanduser()
+    if not spec.startswith(SCHEMES) and local.is_dir():
+        _check_files(local, spec)  # name what a partial open_clip folder lacks (resolve_weights knows no open_clip)
+    weights = resolve_weights(spec, cache_dir, key="model.clip.source")
+    if weights.kind not in ("folder", "hf-hub"):
+        raise WeightsError(f"{spec}: model.clip.source takes an open_clip model folder or hf-hub:ORG/REPO (this is a "
+                           f"{weights.kind} source)")
+    folder = weights.folder
+    _check_files(folder, spec)
+    # the file open_clip loads (its own order of preference), which the run's record hashes
+    weights = dataclasses.replace(weights, path=next(folder / w for w in CLIP_WEIGHTS if (folder / w).is_file()))
     config = json.loads((folder / "open_clip_config.json").read_text())
     text_cfg = config.get("model_cfg", config).get("text_cfg", {})
     text_folder = None
@@ -73,15 +72,30 @@ def resolve_clip_source(spec: str, cache_dir: str = "") -> ClipSource:
                 f"{' and '.join(need)} and the HF cache {_cache_name(cache_dir)} does not hold them; download "
                 f"config.json and vocab.txt from hf.co/{text_name} (`medfit weights pull {spec}` fetches both; offline: "
                 f"`medfit weights pull {spec} --to DIR` on a connected machine) or put the two files in {folder}")
-    return ClipSource(folder, config, text_folder)
+    return ClipSource(folder, config, text_folder, weights)
+
+
+def _check_files(folder: Path, spec: str) -> None:
+    """Refuse (one line) an open_clip folder without its config or weights, naming each missing file."""
+    missing = []
+    if not (folder / "open_clip_config.json").is_file():
+        missing.append(f"{folder / 'open_clip_config.json'}")
+    if not any((folder / w).is_file() for w in CLIP_WEIGHTS):
+        missing.append(f"{folder / CLIP_WEIGHTS[2]} (or {', '.join(w for w in CLIP_WEIGHTS if w != CLIP_WEIGHTS[2])})")
+    if missing:
+        raise WeightsError(f"{spec}: missing {'; '.join(missing)}; copy them from the model repository")
 
 
 def load_open_clip(spec: str, cache_dir: str = "", load_weights: bool = True, image_size: int = 0):
-    """(open_clip model, tokenizer) from ``hf-hub:REPO`` (HF cache only) or ``local-dir:FOLDER``; ``image_size`` > 0
-    resizes the image tower's input (timm resamples its position embeddings)."""
+    """(open_clip model, tokenizer) from a weight source (an open_clip folder or ``hf-hub:ORG/REPO``);
+    ``image_size`` > 0 resizes the image tower's input (timm resamples its position embeddings)."""
+    return open_clip_from(resolve_clip_source(spec, cache_dir), spec, load_weights, image_size)
+
+
+def open_clip_from(src: ClipSource, spec: str, load_weights: bool = True, image_size: int = 0):
+    """(open_clip model, tokenizer) from resolved files."""
     import open_clip
 
-    src = resolve_clip_source(spec, cache_dir)
     overrides = {"force_image_size": image_size} if image_size else {}
     model_cfg = src.config.get("model_cfg", src.config)
     text_cfg = dict(model_cfg.get("text_cfg", {}))
@@ -100,6 +114,13 @@ def load_open_clip(spec: str, cache_dir: str = "", load_weights: bool = True, im
     else:
         tokenizer = open_clip.get_tokenizer(f"local-dir:{src.folder}")
     return model.eval(), tokenizer
+
+
+def clip_load_report(src: ClipSource, model: nn.Module) -> dict:
+    """What train_info keeps about an open_clip model's weights, as for timm: the record (source, revision, sha256,
+    normalisation) and how its tensors loaded (open_clip loads the whole checkpoint strictly)."""
+    return {"weights": src.weights.record(), "tensors": len(model.state_dict()),
+            "loaded_by": "open_clip.create_model, strict: every tensor of the checkpoint"}
 
 
 class ClipImageInput(nn.Module):
@@ -137,8 +158,12 @@ class ClipImageClassifier(nn.Module):
 
 def build_clip_classifier(cfg: ModelConfig, num_outputs: int, load_pretrained: bool = True) -> ClipImageClassifier:
     """``model.clip.source``'s image encoder (text tower dropped) under a fresh linear head."""
-    model, _ = load_open_clip(cfg.clip.source, cfg.clip.cache_dir, load_pretrained, cfg.clip.image_size)
-    return ClipImageClassifier(model.visual, embed_dim(model), num_outputs)
+    src = resolve_clip_source(cfg.clip.source, cfg.clip.cache_dir)
+    model, _ = open_clip_from(src, cfg.clip.source, load_pretrained, cfg.clip.image_size)
+    classifier = ClipImageClassifier(model.visual, embed_dim(model), num_outputs)
+    if load_pretrained:  # train_info's record of the starting weights (medfit.models.registry.load_report)
+        classifier.medfit_load_report = clip_load_report(src, model)
+    return classifier
 
 
 @torch.no_grad()

@@ -7,7 +7,6 @@ options are on the same scale. Any ``AutoModelForImageTextToText`` family works 
 """
 from __future__ import annotations
 
-import re
 import string
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from torch import nn
 
 from medfit.config import VLMConfig
 from medfit.errors import ConfigError, WeightsError
-from medfit.models.weights import cached_snapshot, hub_cache
+from medfit.models.weights import ResolvedWeights, resolve_weights
 from medfit.run_folder import RunFolder
 
 # Where a model's parts live in Hugging Face VLMs (Llava, Gemma3, PaliGemma, Qwen2-VL ... in transformers 5).
@@ -137,25 +136,21 @@ def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
     return torch.float32
 
 
-def resolve_model_dir(name: str, cache_dir: str = "") -> Path:
-    """The model's local folder: ``name`` itself when it is a folder, else its snapshot in the Hugging Face cache (offline)."""
+def resolve_vlm_weights(name: str, cache_dir: str = "") -> ResolvedWeights:
+    """``vlm.model`` as a weight source (a model folder or ``hf-hub:ORG/REPO``, cached or downloaded when online)."""
     if not name:
-        raise ConfigError("vlm.model: empty; set it to a local model folder or a Hugging Face repo id already in the cache")
-    path = Path(name).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise WeightsError(f"{path}: no config.json; vlm.model must be a Hugging Face model folder "
-                               "(from save_pretrained or `hf download REPO --local-dir FOLDER`)")
-        return path
-    cache = hub_cache(cache_dir)
-    snapshot = cached_snapshot(name, cache) if re.fullmatch(r"[\w.-]+/[\w.-]+", name) else None
-    if snapshot is not None:
-        return snapshot
-    raise WeightsError(f"VLM {name!r}: not a local folder and not in the Hugging Face cache {cache}; training never "
-                       f"downloads it: run `medfit weights pull hf-hub:{name}` (gated models need HF_TOKEN), or on a "
-                       f"connected machine `hf download {name} --local-dir FOLDER` (or `medfit weights pull hf-hub:{name} "
-                       "--to FOLDER`), copy FOLDER here and set vlm.model to it (or point vlm.cache_dir / HF_HUB_CACHE at "
-                       "a cache that holds the model)")
+        raise ConfigError("vlm.model: empty; set it to a Hugging Face model folder or hf-hub:ORG/REPO")
+    resolved = resolve_weights(name, cache_dir, key="vlm.model")
+    if resolved.kind not in ("folder", "hf-hub") or not (resolved.folder / "config.json").is_file():
+        raise WeightsError(f"{name}: vlm.model must be a Hugging Face model folder with config.json (from "
+                           f"save_pretrained or `medfit weights pull hf-hub:ORG/REPO --to FOLDER`) or hf-hub:ORG/REPO "
+                           f"(this is a {resolved.kind} source{'' if resolved.kind != 'folder' else ' without config.json'})")
+    return resolved
+
+
+def resolve_model_dir(name: str, cache_dir: str = "") -> Path:
+    """The model's local folder (``vlm.model`` resolved as a weight source)."""
+    return resolve_vlm_weights(name, cache_dir).folder
 
 
 def load_vlm(cfg: VLMConfig, device: torch.device | None = None, dtype: torch.dtype | None = None):

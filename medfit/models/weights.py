@@ -13,6 +13,7 @@ import errno
 import hashlib
 import json
 import logging
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,15 +118,19 @@ def resolve_local(spec: str, key: str = "model.pretrained") -> ResolvedWeights:
         return ResolvedWeights(spec, "run", run.checkpoint("best"), p)
     if p.is_dir() and main_weight_file(p):
         return ResolvedWeights(spec, "folder", main_weight_file(p), p)
+    if p.is_dir() and any((p / i).is_file() for i in SHARD_INDEXES):  # a model saved in shards: the folder
+        return ResolvedWeights(spec, "folder", p, p)
     if p.is_dir() and run.is_run:
         raise WeightsError(f"{run.checkpoint('best')}: run folder without a checkpoint; finish training that run "
                            f"(medfit train) or point {key} at its weight file")
     if p.is_dir():
         raise WeightsError(f"{p}: folder has no {' / '.join(WEIGHT_FILES[:2])} and is no run folder (a config and "
                            f"a best checkpoint); point {key} at {SOURCE_HELP}")
+    random_init = ", or '' for random init" if key == "model.pretrained" else ""
+    repo = f"; a Hugging Face repo is written hf-hub:{spec}" if re.fullmatch(r"[\w.-]+/[\w.-]+", spec) else ""
     raise WeightsError(f"{p}: pretrained weights not found; set {key} to {SOURCE_HELP} (on an offline machine: "
-                       f"`medfit weights pull SOURCE --to DIR` where the Hub is reachable, copy DIR here), "
-                       f"or '' for random init")
+                       f"`medfit weights pull SOURCE --to DIR` where the Hub is reachable, copy DIR here)"
+                       f"{random_init}{repo}")
 
 
 def main_weight_file(folder: Path) -> Path | None:

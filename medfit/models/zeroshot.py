@@ -7,7 +7,8 @@ from torch import nn
 
 from medfit.config import ModelConfig
 from medfit.errors import ConfigError
-from medfit.models.clip import ClipImageInput, embed_dim, load_open_clip
+from medfit.models.clip import (ClipImageInput, clip_load_report, embed_dim, load_open_clip, open_clip_from,
+                                resolve_clip_source)
 from medfit.task import Task
 
 
@@ -61,11 +62,14 @@ def build_zero_shot(cfg: ModelConfig, task: Task) -> ZeroShotClassifier:
     if len(task.class_names) < 2:
         raise ConfigError("data.class_names: zero-shot needs the class names (at least two) to build prompts")
     c = cfg.clip
-    model, tokenizer = load_open_clip(c.source, c.cache_dir, image_size=c.image_size)
+    src = resolve_clip_source(c.source, c.cache_dir)
+    model, tokenizer = open_clip_from(src, c.source, image_size=c.image_size)
     text = class_text_embeddings(model, tokenizer, class_prompts(list(task.class_names), c.prompts,
                                                                   c.prompt_templates))
     scale = float(model.logit_scale.detach().exp()) if hasattr(model, "logit_scale") else 100.0
-    return ZeroShotClassifier(model.visual, text, scale, task.is_binary).eval()
+    classifier = ZeroShotClassifier(model.visual, text, scale, task.is_binary).eval()
+    classifier.medfit_load_report = clip_load_report(src, model)  # the run's record of its weights
+    return classifier
 
 
 def build_zero_shot_skeleton(cfg: ModelConfig, num_outputs: int, load_pretrained: bool = True) -> ZeroShotClassifier:

@@ -20,8 +20,9 @@ def weights_section(metrics: dict) -> str:
         w = p.get("weights") or {}
         rows.append(("pretrained weights", f"{w.get('source', '?')}" + (f" @ {w['revision']}" if w.get("revision")
                                                                          else "")))
-        rows.append(("tensors loaded", f"{p.get('matched')} of {p.get('backbone_tensors')} backbone tensors "
-                                       f"({p.get('missing')} missing, {p.get('unexpected')} unexpected)"))
+        if w.get("sha256") or w.get("files"):
+            rows.append(("sha256", _hashes(w)))
+        rows.append(("tensors loaded", _loaded(p)))
     records = metrics.get("input_normalisation") or []
     for norm in [records] if isinstance(records, dict) else records:
         values = f"mean {_short(norm.get('mean'))}, std {_short(norm.get('std'))}; " if norm.get("mean") else ""
@@ -32,6 +33,21 @@ def weights_section(metrics: dict) -> str:
     body = "".join(f"<tr><td>{html.escape(k)}</td><td style='text-align:left'>{html.escape(v)}</td></tr>"
                    for k, v in rows)
     return f"<h2>Weights and inputs</h2><table>{body}</table>"
+
+
+def _hashes(record: dict) -> str:
+    """The weight file's sha256 (12 hex), or the number of files a sharded model's record hashes."""
+    if record.get("sha256"):
+        return f"{record['sha256'][:12]} (weight file; every file in train_info.json)"
+    return f"{len(record['files'])} weight files (each in train_info.json)"
+
+
+def _loaded(p: dict) -> str:
+    """How the tensors loaded: timm's counts against the backbone, or the loading package (open_clip, transformers)."""
+    if "matched" in p:
+        return (f"{p.get('matched')} of {p.get('backbone_tensors')} backbone tensors ({p.get('missing')} missing, "
+                f"{p.get('unexpected')} unexpected)")
+    return f"{p['tensors']} tensors ({p['loaded_by']})" if "tensors" in p else f"by {p.get('loaded_by', '?')}"
 
 
 def _short(values) -> str:

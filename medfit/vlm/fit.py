@@ -15,7 +15,8 @@ from medfit.config import ExperimentConfig, VLMConfig
 from medfit.data.manifest import Manifest
 from medfit.errors import ConfigError, DataError
 from medfit.models import count_parameters
-from medfit.models.vlm import VLMClassifier, VLMLogits, add_lora, load_vlm, load_vlm_classifier
+from medfit.models.vlm import (VLMClassifier, VLMLogits, add_lora, load_vlm, load_vlm_classifier,
+                               resolve_vlm_weights)
 from medfit.run_folder import RunFolder
 from medfit.task import Task
 from medfit.train.inputs import dataset_for
@@ -170,4 +171,11 @@ def fit_vlm(cfg: ExperimentConfig, run: RunFolder, manifest: Manifest) -> VLMFit
 
 def _info(classifier: VLMClassifier, v: VLMConfig, trainable: int, total: int, timing: dict) -> dict:
     return {"parameters": {"trainable": int(trainable), "total": int(total)}, "timing": timing,
+            "pretrained": vlm_load_report(v),
             "vlm": {"prompt": classifier.prompt, "option_token_ids": classifier.option_ids, "finetune": v.finetune}}
+
+
+def vlm_load_report(v: VLMConfig) -> dict:
+    """The weight record of ``vlm.model`` (source, revision, sha256, normalisation), as timm runs keep theirs."""
+    return {"weights": resolve_vlm_weights(v.model, v.cache_dir).record(),
+            "loaded_by": "transformers AutoModelForImageTextToText.from_pretrained (local files)"}
