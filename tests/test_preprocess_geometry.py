@@ -4,15 +4,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medfit.commands.pipeline import prepare_run
 from medfit.config import config_from_dict, updated
+from medfit.data.manifest import build_manifest
 from medfit.data.rows import Row
 from medfit.io import read_volume
 from medfit.preprocess import Recipe, load_prepared
 from medfit.preprocess.intensity import apply_window
 from medfit.preprocess.prepared import prepared_geometry
 from medfit.preprocess.reformat import reformat
-from medfit.preprocess.study import input_loader
+from medfit.preprocess.study import input_loader, study_rows
 
 SERIES = "ct-head-dicom-series-ge/series"
 SPINE = "spine-mri-vb-sagittal/VB1_02_AKa3"
@@ -44,7 +44,7 @@ def test_key_slice_and_neighbours_are_counted_in_sagittal_slices(shared_data, tm
                        volume={"mode": "slice", "key_slice": "centre", "neighbours": 1})
     recipe = Recipe.of_experiment(cfg)
     assert prepared_geometry(recipe)(Row(series), False) == (250, None)
-    _, manifest, _ = prepare_run(cfg)
+    manifest = study_rows(build_manifest(cfg), cfg)  # the study rows training reads (prepare_run without its checks)
     assert sorted(manifest.df["slice_index"].unique()) == [124, 125, 126]  # was 17, 18, 19 (of 37 axial slices)
     # 2.5D: the stack is those three sagittal slices, as load_prepared makes each
     load, _ = input_loader(updated(cfg, {"volume.mode": "2.5d"}), manifest.df.drop(columns=["slice_index", "offset"]))
@@ -73,7 +73,7 @@ def test_mask_key_slice_is_found_in_the_reformatted_mask(shared_data, tmp_path):
     cfg = study_config(tmp_path, [row, row], volume={"mode": "slice", "key_slice": "mask"},
                        preprocess={"ops": [{"name": "reformat", "plane": "sagittal"}, {"name": "crop"},
                                            {"name": "minmax"}]})
-    _, manifest, _ = prepare_run(cfg)
+    manifest = study_rows(build_manifest(cfg), cfg)  # the study rows training reads (prepare_run without its checks)
     key = int(manifest.df["slice_index"].iloc[0])
     assert key == int(np.argmax(areas)) == 114  # the stored mask's largest area is at slice 20, empty after reformat
     load, _ = input_loader(cfg, manifest.df)

@@ -399,7 +399,27 @@ def split_grouper(cfg) -> Callable[[pd.DataFrame], np.ndarray] | None:
     merged with its duplicate groups), or None when the audit is off (patients alone)."""
     if not cfg.audit.enabled:
         return None
-    return functools.partial(split_groups, cfg=cfg.audit, cache_dir=audit_cache_dir(cfg))
+    groups = functools.partial(split_groups, cfg=cfg.audit, cache_dir=audit_cache_dir(cfg))
+    # preprocess.on_bad_file: skip drops unreadable rows after the draw (skipped_rows.csv): each its own group here
+    return functools.partial(readable_split_groups, groups=groups) if cfg.preprocess.on_bad_file == "skip" else groups
+
+
+def readable_split_groups(df: pd.DataFrame, groups: Callable[[pd.DataFrame], np.ndarray]) -> np.ndarray:
+    """``groups`` of the rows whose image reads; an unreadable image is a group of its own."""
+    df = df.reset_index(drop=True)
+    ok = np.flatnonzero([_reads(ref) for ref in df["image"].astype(str)])
+    out = np.arange(len(df))
+    if len(ok):
+        out[ok] = ok[groups(df.iloc[ok].reset_index(drop=True))]
+    return out
+
+
+def _reads(ref: str) -> bool:
+    try:
+        read_image(ref)
+    except (DataError, OSError):
+        return False
+    return True
 
 
 def run_audit(cfg, manifest, folder: Folder | None, log_findings: bool = True) -> AuditResult:
