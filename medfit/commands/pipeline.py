@@ -51,7 +51,7 @@ def train_run(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool =
     if result is None:
         return None
     predict_run(result, cfg, manifest, run)
-    fit_ood_gate(result.model, result.datasets, cfg, manifest, run)  # audit.ood: which inputs lie outside training
+    fit_ood_gate(result.model, result.datasets, cfg, manifest, run, result.covariates)  # audit.ood: which inputs lie outside training
     return run
 
 

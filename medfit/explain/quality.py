@@ -133,7 +133,9 @@ def faithfulness(model: nn.Module, images: torch.Tensor, maps: np.ndarray, class
     classes = class_indices if class_indices is not None else _explained_classes(model, images)
     real = road_scores(model, images, maps, classes, percentiles, seed, score)
     noise = random_maps(n_random * len(images), tuple(images.shape[-2:]), seed, grain)
-    rand = road_scores(model, images.repeat_interleave(n_random, 0), noise, np.repeat(classes, n_random).tolist(),
+    # a model with per-image inputs bound (clinical covariates) needs them repeated like the images
+    repeated = model.repeated(n_random) if hasattr(model, "repeated") else model
+    rand = road_scores(repeated, images.repeat_interleave(n_random, 0), noise, np.repeat(classes, n_random).tolist(),
                        percentiles, seed, score).reshape(len(images), n_random).mean(axis=1)
     diff = real - rand
     p = float(wilcoxon(diff).pvalue) if len(diff) > 1 and np.any(diff != 0) else None

@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 
 from medfit.explain.cam import find_target_layer
-from medfit.explain.gallery import _with_row_inputs, saliency_maps
+from medfit.explain.gallery import _with_row_inputs, model_for_rows, saliency_maps
 from medfit.explain.masks import prepared_mask
 from medfit.explain.quality import check_target_layer, faithfulness, localisation
 from medfit.explain.sanity import randomisation_check
@@ -59,7 +59,7 @@ def explanation_quality(run: RunFolder, split: str = "test", n_images: int = N_I
     """Every check on up to ``n_images`` cases: target layer, ROAD faithfulness, localisation, randomisation."""
     cfg = run.read_config()
     rows = quality_rows(run, split, n_images)
-    model = load_network(run).eval()
+    model = model_for_rows(load_network(run).eval(), run, rows)  # a covariate run: these rows' covariates bound
     load, _ = input_loader(cfg, rows)
     images = torch.from_numpy(np.stack([load(r) for _, r in rows.iterrows()])).float()
     layer = target_layer or (None if method == "rollout" else find_target_layer(model, images))

@@ -33,6 +33,10 @@ class BoundCovariates(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x, self.covariates[: len(x)])
 
+    def repeated(self, k: int) -> "BoundCovariates":
+        """The same model for the batch with each image repeated ``k`` times in a row (repeat_interleave)."""
+        return BoundCovariates(self.model, self.covariates.repeat_interleave(k, 0)).eval()
+
 
 def call_model(model: nn.Module, x) -> torch.Tensor:
     """A model on a batch's inputs: an image tensor, or (image, covariates) as the covariate datasets give them."""

@@ -45,9 +45,10 @@ def score_table(df: pd.DataFrame, gate: OodGate, features: np.ndarray) -> pd.Dat
 
 
 def fit_ood_gate(model: nn.Module, datasets: dict, cfg: ExperimentConfig, manifest: Manifest,
-                 run: RunFolder) -> dict | None:
+                 run: RunFolder, covariates: dict | None = None) -> dict | None:
     """Fit the gate on the train split's features, threshold on val, score val and every held-out split; write
-    the gate, its record and the scores; returns the record (None when no gate applies)."""
+    the gate, its record and the scores; returns the record (None when no gate applies). ``covariates``: the run's
+    covariate encoder (the held-out splits are read with their covariates, as the network needs them)."""
     if not cfg.audit.ood:
         return None
     batch = cfg.train.batch_size * 2
@@ -60,7 +61,7 @@ def fit_ood_gate(model: nn.Module, datasets: dict, cfg: ExperimentConfig, manife
     tables = [score_table(manifest.split("val").df, gate, val)]
     for split in (s for s in manifest.df["split"].unique() if s not in ("train", "val")):
         part = manifest.split(split)
-        tables.append(score_table(part.df, gate, pooled_features(model, dataset_for(part, cfg, False), batch)))
+        tables.append(score_table(part.df, gate, pooled_features(model, dataset_for(part, cfg, False, covariates=covariates), batch)))
     scores = pd.concat(tables, ignore_index=True)
     record = {"method": METHOD, "features": f"input of the {type(feature_layer(model)).__name__} head "
                                             f"({train.shape[1]} values)",
