@@ -12,19 +12,26 @@ from medfit.evaluate.stats import delong_test
 from medfit.evaluate.studies import internal_sites, study_level_metrics
 from medfit.run_folder import RunFolder
 
-def study_class_predictions(pred: pd.DataFrame, labels: list[str], prob_cols: list[str], task: str,
-                            rule: str = "mean_prob", study: str = "study_id", offset: str = "offset") -> pd.DataFrame:
-    """Per study (multiclass or multilabel): labels of the key slice, its probabilities (``single_<col>``) and the
-    combined probabilities of all its slices (``<col>``, the same names as the slice rows)."""
-    missing = [c for c in (study, offset, *labels, *prob_cols) if c not in pred.columns]
+def studies_with_key_slice(pred: pd.DataFrame, columns: tuple, study: str = "study_id", offset: str = "offset"):
+    """(study id, its rows, its key-slice row) per study of slice predictions with neighbours; missing columns or a
+    study without its key slice (offset 0) are refused."""
+    missing = [c for c in (study, offset, *columns) if c not in pred.columns]
     if missing:
         raise DataError(f"predictions lack columns {missing}; augmented prediction needs volume.neighbours > 0 "
                         "in slice mode (rows per key slice +- k with study_id and offset)")
-    rows = []
     for sid, g in pred.groupby(study, sort=False):
         key = g[g[offset] == 0]
         if key.empty:
             raise DataError(f"study {sid}: no key-slice row (offset 0) in the predictions")
+        yield sid, g, key
+
+
+def study_class_predictions(pred: pd.DataFrame, labels: list[str], prob_cols: list[str], task: str,
+                            rule: str = "mean_prob", study: str = "study_id", offset: str = "offset") -> pd.DataFrame:
+    """Per study (multiclass or multilabel): labels of the key slice, its probabilities (``single_<col>``) and the
+    combined probabilities of all its slices (``<col>``, the same names as the slice rows)."""
+    rows = []
+    for sid, g, key in studies_with_key_slice(pred, (*labels, *prob_cols), study, offset):
         combined = combine_class_probabilities(g[prob_cols].to_numpy(), rule, task)
         rows.append({study: sid, "split": g["split"].iloc[0] if "split" in g else "",
                      **{c: int(key[c].iloc[0]) for c in labels},
@@ -36,15 +43,8 @@ def study_class_predictions(pred: pd.DataFrame, labels: list[str], prob_cols: li
 def study_predictions(pred: pd.DataFrame, label: str, rule: str = "mean_prob", prob: str = "prob",
                       study: str = "study_id", offset: str = "offset") -> pd.DataFrame:
     """Per study: label, the key slice's probability (offset 0) and the combined probability of all its slices."""
-    missing = [c for c in (study, offset, label, prob) if c not in pred.columns]
-    if missing:
-        raise DataError(f"predictions lack columns {missing}; augmented prediction needs volume.neighbours > 0 "
-                        "in slice mode (rows per key slice +- k with study_id and offset)")
     rows = []
-    for sid, g in pred.groupby(study, sort=False):
-        key = g[g[offset] == 0]
-        if key.empty:
-            raise DataError(f"study {sid}: no key-slice row (offset 0) in the predictions")
+    for sid, g, key in studies_with_key_slice(pred, (label, prob), study, offset):
         rows.append({study: sid, "split": g["split"].iloc[0] if "split" in g else "",
                      **{c: g[c].iloc[0] for c in ("patient_id", "site") if c in g}, label: int(key[label].iloc[0]),
                      "single": float(key[prob].iloc[0]), "combined": combine_probabilities(g[prob].to_numpy(), rule),

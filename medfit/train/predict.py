@@ -1,6 +1,8 @@
 """Predict manifest rows with a network and build the predictions table (one row per manifest row)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 import torch
@@ -37,18 +39,22 @@ def predictions_table(manifest: Manifest, probs: np.ndarray) -> pd.DataFrame:
     return table
 
 
+def split_datasets(manifest: Manifest, cfg: ExperimentConfig, splits: list[str] | None = None,
+                   preloaded: dict | None = None, covariates: dict | None = None) -> Iterator[tuple[str, Manifest, Dataset]]:
+    """(split, its rows, their dataset) for every non-empty non-training split (or ``splits``): preloaded ones as
+    given, others prepared now (with the run's covariate encoder)."""
+    for split in splits or [s for s in manifest.df["split"].unique() if s != "train"]:
+        part = manifest.split(split)
+        if len(part):
+            yield split, part, (preloaded or {}).get(split) or dataset_for(
+                part, cfg, cfg.train.progress_bar, f"loading {split}", covariates)
+
+
 def predict_splits(model: torch.nn.Module, manifest: Manifest, cfg: ExperimentConfig, splits: list[str] | None = None,
                    preloaded: dict | None = None, batch_size: int = 0, covariates: dict | None = None) -> pd.DataFrame:
     """The predictions table of every non-training split (or the given ones); ``covariates``: the run's encoder."""
-    splits = splits or [s for s in manifest.df["split"].unique() if s != "train"]
-    tables = []
-    for split in splits:
-        part = manifest.split(split)
-        if not len(part):
-            continue
-        dataset = (preloaded or {}).get(split) or dataset_for(part, cfg, cfg.train.progress_bar, f"loading {split}",
-                                                              covariates)
-        probs = predict_probabilities(model, dataset, manifest.target, batch_size or cfg.train.batch_size * 2,
-                                      cfg.train.progress_bar, f"predicting {split}")
-        tables.append(predictions_table(part, probs))
+    tables = [predictions_table(part, predict_probabilities(model, dataset, manifest.target,
+                                                            batch_size or cfg.train.batch_size * 2,
+                                                            cfg.train.progress_bar, f"predicting {split}"))
+              for split, part, dataset in split_datasets(manifest, cfg, splits, preloaded, covariates)]
     return pd.concat(tables, ignore_index=True)

@@ -23,8 +23,7 @@ from medfit.errors import ConfigError
 from medfit.evaluate.columns import NO_TTA, SPREAD, member_column
 from medfit.evaluate.referral import member_spread
 from medfit.task import Task
-from medfit.train.inputs import dataset_for
-from medfit.train.predict import predictions_table
+from medfit.train.predict import predictions_table, split_datasets
 from medfit.train.tta import tta_views
 
 
@@ -119,15 +118,9 @@ def predict_members(models: list[nn.Module], seeds: list[int], manifest: Manifes
                     covariates: dict | None = None) -> pd.DataFrame:
     """The predictions table of every non-training split (or ``splits``) by a model or an ensemble (one seed each);
     ``covariates``: the run's covariate encoder."""
-    splits = splits or [s for s in manifest.df["split"].unique() if s != "train"]
     passes = mc_passes(models, cfg)
     tables = []
-    for split in splits:
-        part = manifest.split(split)
-        if not len(part):
-            continue
-        dataset = (preloaded or {}).get(split) or dataset_for(part, cfg, cfg.train.progress_bar, f"loading {split}",
-                                                              covariates)
+    for split, part, dataset in split_datasets(manifest, cfg, splits, preloaded, covariates):
         samples = [sample_probabilities(m, dataset, manifest.target, cfg, batch_size or cfg.train.batch_size * 2,
                                         passes, cfg.train.progress_bar, f"predicting {split}") for m in models]
         tables.append(uncertain_table(part, combine_samples(samples), seeds))
