@@ -400,7 +400,7 @@ def split_grouper(cfg) -> Callable[[pd.DataFrame], np.ndarray] | None:
     if not cfg.audit.enabled:
         return None
     groups = functools.partial(split_groups, cfg=cfg.audit, cache_dir=audit_cache_dir(cfg))
-    # preprocess.on_bad_file: skip drops unreadable rows after the draw (skipped_rows.csv): each its own group here
+    # preprocess.on_bad_file: skip drops unreadable rows after the draw (the run lists them): each its own group here
     return functools.partial(readable_split_groups, groups=groups) if cfg.preprocess.on_bad_file == "skip" else groups
 
 
