@@ -17,3 +17,13 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder {SHARED_DATA} is absent (set MEDFIT_DATA or put ../shared/data beside the repo)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def dask_scheduler():
+    """The address of a running Dask scheduler with two single-threaded worker processes (as a shared cluster that
+    `--cluster ADDRESS` joins would be); one per test module, closed after it."""
+    from dask.distributed import LocalCluster  # only the modules that ask for a cluster pay for importing Dask
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
