@@ -41,5 +41,5 @@ def test_an_unreadable_image_is_named_in_one_line(shared_data, dask_scheduler, t
             compute_fingerprints([str(good), str(bad)], tmp_path / "cache", cluster=cluster)
         records = compute_fingerprints([str(good)], tmp_path / "cache", cluster=cluster)
     message = str(err.value)
-    assert message.startswith(f"audit: 1 of 2 images could not be fingerprinted: {bad}: ") and "\n" not in message
+    assert message.startswith(f"audit: 1 of 2 items failed: {bad}: DataError: ") and "\n" not in message
     assert records["pixel_hash"].tolist() == compute_fingerprints([str(good)])["pixel_hash"].tolist()

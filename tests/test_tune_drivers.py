@@ -14,8 +14,8 @@ def test_a_bare_postgres_url_goes_through_the_installed_driver(monkeypatch):
     monkeypatch.setattr(drivers, "_installed", lambda m: m == "psycopg")
     assert driver_url(url) == "postgresql+psycopg://tuner:s3cret@db.example:5432/studies"
     assert driver_url("postgres://u@h/d") == "postgresql+psycopg://u@h/d"
-    monkeypatch.setattr(drivers, "_installed", lambda m: m in ("psycopg", "psycopg2"))
-    assert driver_url(url) == url  # psycopg2 present: SQLAlchemy's own default
+    monkeypatch.setattr(drivers, "_installed", lambda m: m == "psycopg2")
+    assert driver_url(url) == "postgresql+psycopg2://tuner:s3cret@db.example:5432/studies"
     monkeypatch.setattr(drivers, "_installed", lambda m: False)
     with pytest.raises(ConfigError) as err:
         driver_url(url)

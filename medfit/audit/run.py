@@ -110,33 +110,11 @@ def compute_fingerprints(refs: list[str], cache_dir: str | Path | None = None, w
     return pd.DataFrame(records)
 
 
-CLUSTER_CHUNK = 32  # images per Dask task: a 28 px image hashes in well under the ~ms a task costs
-
-
-def fingerprints_or_errors(refs: list[str]) -> list[dict]:
-    """One Dask task: the fingerprint of each image, or {"error": ...} for an image that cannot be read (a worker
-    lost mid-task makes Dask retry the whole task)."""
-    out = []
-    for ref in refs:
-        try:
-            out.append(fingerprint(ref))
-        except (DataError, OSError, ValueError) as exc:
-            out.append({"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"})
-    return out
-
-
 def fingerprints_on(cluster: Cluster, refs: list[str]) -> list[dict]:
     """Fingerprints computed on a Dask cluster; images that fail stop the audit with one line naming them."""
-    chunks = [refs[k:k + CLUSTER_CHUNK] for k in range(0, len(refs), CLUSTER_CHUNK)]
-    results, lost = cluster.map(fingerprints_or_errors, chunks, [c[0] for c in chunks], desc="fingerprints")
-    records = [rec for chunk in results if chunk is not None for rec in chunk]
-    bad = [f"{ref}: {rec['error']}" for chunk, part in zip(chunks, results) if part is not None
-           for ref, rec in zip(chunk, part) if "error" in rec]
-    bad += [f"{ref}: {f.kind}: {f.message}" for f in lost for chunk in chunks if chunk[0] == f.name for ref in chunk]
-    if bad:
-        more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
-        raise DataError(f"audit: {len(bad)} of {len(refs)} images could not be fingerprinted: {'; '.join(bad[:3])}"
-                        f"{more}; fix or drop them from the manifest")
+    records, failures = cluster.map(fingerprint, refs, refs, desc="fingerprints")
+    if failures:
+        raise DataError(f"audit: {cluster.failures_line(failures, len(refs))}; fix or drop them from the manifest")
     return records
 
 

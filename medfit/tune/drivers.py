@@ -1,5 +1,6 @@
-"""The database driver of a study storage URL: ``postgresql://`` goes through psycopg 3 (``medfit[postgres]``) when
-that is the driver installed, and a PostgreSQL URL without any driver is one clear error instead of an import trace."""
+"""The database driver of a study storage URL: a bare ``postgresql://`` goes through the driver that is installed
+(psycopg 3 from ``medfit[postgres]``, else psycopg2), and a PostgreSQL URL without any driver is one clear error
+instead of an import trace."""
 from __future__ import annotations
 
 import importlib.util
@@ -15,13 +16,12 @@ def _installed(module: str) -> bool:
 
 
 def driver_url(url: str) -> str:
-    """``url`` with the PostgreSQL driver named (SQLAlchemy's bare ``postgresql://`` means psycopg2, which
-    ``medfit[postgres]`` does not install); other URLs unchanged."""
+    """``url`` with its PostgreSQL driver named: psycopg 3 (``medfit[postgres]``) when installed, else psycopg2; a
+    URL that names its driver, and any other database, unchanged."""
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in POSTGRES_SCHEMES:
         return url
-    if _installed("psycopg2"):
-        return f"postgresql://{rest}"
-    if _installed("psycopg"):
-        return f"postgresql+psycopg://{rest}"
+    for module in ("psycopg", "psycopg2"):
+        if _installed(module):
+            return f"postgresql+{module}://{rest}"
     raise ConfigError(f"--storage {masked_url(url)}: no PostgreSQL driver is installed; pip install 'medfit[postgres]'")
