@@ -18,3 +18,13 @@ def shared_data() -> Path:
         pytest.fail(f"real data folder {SHARED_DATA} is absent: put ../shared/data beside the repo (see its README) or "
                     "set MEDFIT_DATA", pytrace=False)
     return SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def dask_scheduler():
+    """The address of a running Dask scheduler with two single-threaded worker processes (as a shared cluster that
+    `--cluster ADDRESS` joins would be); one per test module, closed after it."""
+    from dask.distributed import LocalCluster  # only the modules that ask for a cluster pay for importing Dask
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        yield cluster.scheduler_address

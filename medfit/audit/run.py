@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,7 @@ from medfit.audit.duplicates import (
 from medfit.audit.fingerprint import (
     HASH_PARAMS,
     SIMILARITY_PARAMS,
+    fingerprint,
     fingerprint_many,
     grey_float,
     similarity_base,
@@ -45,6 +47,9 @@ from medfit.data.corrections import reviewed_mask
 from medfit.errors import DataError
 from medfit.io import read_image
 from medfit.run_folder import FILES, Folder
+
+if TYPE_CHECKING:  # a Dask client costs a second to import; only `--workers`/`--cluster` runs bring one
+    from medfit.preprocess.cluster import Cluster
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +69,10 @@ def _workers(requested: int, n: int) -> int:
     return max(1, requested or min(4, cores))
 
 
-def compute_fingerprints(refs: list[str], cache_dir: str | Path | None = None, workers: int = 0) -> pd.DataFrame:
-    """Fingerprint every image (cached by content + hash parameters + medfit version); one row per ref."""
+def compute_fingerprints(refs: list[str], cache_dir: str | Path | None = None, workers: int = 0,
+                         cluster: Cluster | None = None) -> pd.DataFrame:
+    """Fingerprint every image (cached by content + hash parameters + medfit version); one row per ref; with a Dask
+    ``cluster``, the images not cached are fingerprinted on its workers."""
     refs = [str(r) for r in refs]
     cache = FingerprintCache(cache_dir) if cache_dir else None
     keys: list[str | None] = [None] * len(refs)
@@ -81,7 +88,10 @@ def compute_fingerprints(refs: list[str], cache_dir: str | Path | None = None, w
     if todo:
         n_workers = _workers(workers, len(todo))
         chunks = [todo[k:k + 64] for k in range(0, len(todo), 64)]
-        if n_workers > 1:
+        if cluster is not None:
+            for i, rec in zip(todo, fingerprints_on(cluster, [refs[i] for i in todo])):
+                records[i] = rec
+        elif n_workers > 1:
             # fork, like torch's DataLoader workers: spawn would demand a __main__ guard in every user script
             method = "fork" if os.name == "posix" and sys.platform != "darwin" else "spawn"
             with ProcessPoolExecutor(n_workers, mp_context=get_context(method)) as pool:
@@ -98,6 +108,14 @@ def compute_fingerprints(refs: list[str], cache_dir: str | Path | None = None, w
                 cache.put(keys[i], records[i])
             cache.save()
     return pd.DataFrame(records)
+
+
+def fingerprints_on(cluster: Cluster, refs: list[str]) -> list[dict]:
+    """Fingerprints computed on a Dask cluster; images that fail stop the audit with one line naming them."""
+    records, failures = cluster.map(fingerprint, refs, refs, desc="fingerprints")
+    if failures:
+        raise DataError(f"audit: {cluster.failures_line(failures, len(refs))}; fix or drop them from the manifest")
+    return records
 
 
 def check_pixels(records: pd.DataFrame, refs: list[str]) -> None:
@@ -277,13 +295,14 @@ def finding_counts(clusters: list[dict], id_leaks: list[dict]) -> dict:
             "within_split_extra": sum(c["kept"] - 1 for c in within)}
 
 
-def duplicate_groups(df: pd.DataFrame, cfg: AuditConfig | None = None, cache_dir: str | Path | None = None) -> np.ndarray:
+def duplicate_groups(df: pd.DataFrame, cfg: AuditConfig | None = None, cache_dir: str | Path | None = None,
+                     cluster: Cluster | None = None) -> np.ndarray:
     """Duplicate-group id per manifest row (exact copies and verified near-duplicates, transitively; an image with
     no copy is its own group), from the cached fingerprints: the unit to keep whole when splits are drawn."""
     cfg = cfg or AuditConfig()
     df = df.reset_index(drop=True)
     refs = df["image"].astype(str).tolist()
-    records = compute_fingerprints(refs, cache_dir, cfg.workers)
+    records = compute_fingerprints(refs, cache_dir, cfg.workers, cluster)
     check_pixels(records, refs)
     pixel = records["pixel_hash"].tolist() if len(records) else []
     pairs = (cached_near_pairs(records["phash"].tolist(), cfg.near_threshold, cache_dir, refs, pixel)
@@ -295,12 +314,13 @@ def duplicate_groups(df: pd.DataFrame, cfg: AuditConfig | None = None, cache_dir
     return group
 
 
-def split_groups(df: pd.DataFrame, cfg: AuditConfig | None = None, cache_dir: str | Path | None = None) -> np.ndarray:
+def split_groups(df: pd.DataFrame, cfg: AuditConfig | None = None, cache_dir: str | Path | None = None,
+                 cluster: Cluster | None = None) -> np.ndarray:
     """The unit of a split draw per manifest row: one patient merged with every duplicate group it touches (and
     those groups with their other patients), so that no copy and no patient straddles train and val."""
     df = df.reset_index(drop=True)
     uf = UnionFind(len(df))
-    for i, g in enumerate(duplicate_groups(df, cfg, cache_dir)):
+    for i, g in enumerate(duplicate_groups(df, cfg, cache_dir, cluster)):
         uf.union(i, int(g))
     if "patient_id" in df.columns:
         patients = df["patient_id"].fillna("").astype(str)
@@ -312,7 +332,7 @@ def split_groups(df: pd.DataFrame, cfg: AuditConfig | None = None, cache_dir: st
 
 def audit_manifest(df: pd.DataFrame, label_columns: list[str], class_names: list[str] | None = None,
                    task: str = "binary", cfg: AuditConfig | None = None, cache_dir: str | Path | None = None,
-                   seed: int = 0) -> AuditResult:
+                   seed: int = 0, cluster: Cluster | None = None) -> AuditResult:
     """Audit a manifest table (columns image, label column(s), patient_id, site, split; optional study/series/sop
     uids); with ``cfg.dedupe`` the result's ``kept`` rows drop the training-side copies. Never raises on findings."""
     cfg = cfg or AuditConfig()
@@ -325,7 +345,7 @@ def audit_manifest(df: pd.DataFrame, label_columns: list[str], class_names: list
     timing = {}
     t0 = time.perf_counter()
     refs = df["image"].astype(str).tolist()
-    records = compute_fingerprints(refs, cache_dir, cfg.workers)
+    records = compute_fingerprints(refs, cache_dir, cfg.workers, cluster)
     check_pixels(records, refs)
     timing["fingerprints_s"] = round(time.perf_counter() - t0, 3)
 
@@ -394,12 +414,12 @@ def audit_cache_dir(cfg) -> Path:
     return Path(cfg.preprocess.cache_dir or Path(cfg.output_dir) / ".cache") / "audit"
 
 
-def split_grouper(cfg) -> Callable[[pd.DataFrame], np.ndarray] | None:
+def split_grouper(cfg, cluster: Cluster | None = None) -> Callable[[pd.DataFrame], np.ndarray] | None:
     """What a split draw of this experiment keeps whole: ``split_groups`` from the audit's cached fingerprints (patient
     merged with its duplicate groups), or None when the audit is off (patients alone)."""
     if not cfg.audit.enabled:
         return None
-    groups = functools.partial(split_groups, cfg=cfg.audit, cache_dir=audit_cache_dir(cfg))
+    groups = functools.partial(split_groups, cfg=cfg.audit, cache_dir=audit_cache_dir(cfg), cluster=cluster)
     # preprocess.on_bad_file: skip drops unreadable rows after the draw (the run lists them): each its own group here
     return functools.partial(readable_split_groups, groups=groups) if cfg.preprocess.on_bad_file == "skip" else groups
 
@@ -422,7 +442,8 @@ def _reads(ref: str) -> bool:
     return True
 
 
-def run_audit(cfg, manifest, folder: Folder | None, log_findings: bool = True) -> AuditResult:
+def run_audit(cfg, manifest, folder: Folder | None, log_findings: bool = True,
+              cluster: Cluster | None = None) -> AuditResult:
     """Audit the experiment's manifest before training: write the audit into ``folder`` (a run or study folder), log
     the summary line and warnings, or raise AuditError (carrying them) on leaks and label conflicts unless
     ``audit.dedupe`` removed them.
@@ -432,7 +453,7 @@ def run_audit(cfg, manifest, folder: Folder | None, log_findings: bool = True) -
         result.manifest = manifest
         return result
     result = audit_manifest(manifest.df, list(manifest.label_columns), list(manifest.class_names), manifest.task,
-                            cfg.audit, audit_cache_dir(cfg), cfg.seed)
+                            cfg.audit, audit_cache_dir(cfg), cfg.seed, cluster)
     result.manifest = dataclasses.replace(manifest, df=result.kept) if result.removed else manifest
     json_path = result.write(folder) if folder is not None else None
     if not result.ok:  # the error carries the summary and warnings: whoever reports it shows the whole audit

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 from medfit.audit.run import run_audit, split_grouper
-from medfit.commands.common import add_config_arguments, load_experiment
+from medfit.commands.common import add_cluster_arguments, add_config_arguments, load_experiment
 from medfit.config import updated
 from medfit.data.manifest import build_manifest
+from medfit.preprocess.cluster import cluster_for
 from medfit.run_folder import RunFolder
 
 MAX_REMOVED_LINES = 10  # the full list is in the run folder; the counts per class and split are in the summary
@@ -15,6 +17,7 @@ MAX_REMOVED_LINES = 10  # the full list is in the run folder; the counts per cla
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``medfit audit``."""
     add_config_arguments(parser)
+    add_cluster_arguments(parser)
     parser.add_argument("--dedupe", action="store_true",
                         help="drop the training-side copies of cross-split duplicates and leaked ids instead of failing")
 
@@ -34,7 +37,10 @@ def run(args: argparse.Namespace) -> int:
     cfg = updated(cfg, {"audit.enabled": True, **({"audit.dedupe": True} if args.dedupe else {})})
     folder = RunFolder.of(cfg.output_dir, cfg.name)
     # leaks or conflicts raise AuditError: the CLI prints its whole audit, then the error line naming the files
-    result = run_audit(cfg, build_manifest(cfg, args.data, split_grouper(cfg)), folder, log_findings=False)
+    cluster = cluster_for(args.workers, args.cluster)  # fingerprints on Dask workers (None: in this process)
+    with cluster or contextlib.nullcontext():
+        manifest = build_manifest(cfg, args.data, split_grouper(cfg, cluster))
+        result = run_audit(cfg, manifest, folder, log_findings=False, cluster=cluster)
     print_findings(result.summary, result.warnings)
     for row in result.removed[:MAX_REMOVED_LINES]:
         print(f"removed: {row['image']} ({row['split']}): {row['reason']}")

@@ -23,6 +23,15 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_help: str = "ex
     parser.add_argument("--name", help="run name (default: the config's name); a plain folder name inside output_dir")
 
 
+def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--workers N`` and ``--cluster ADDRESS`` of verbs that fan their work out over Dask (medfit.preprocess.cluster)."""
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes of a local Dask cluster (default 1: serial, in this process)")
+    parser.add_argument("--cluster", metavar="ADDRESS",
+                        help="join a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (its workers must see the "
+                             "images and the cache folder at the same paths)")
+
+
 def load_experiment(args: argparse.Namespace) -> ExperimentConfig:
     """The config of ``args`` with its overrides and --name applied, checked and frozen."""
     overrides = list(args.overrides) + ([f"name={args.name}"] if args.name else [])

@@ -48,7 +48,7 @@ def _section(prefix: str, ranges: dict[str, Range]) -> dict[str, Range]:
 RANGES: dict[str, Range] = {
     "seed": Range(0, 2**32 - 1),
     "data.val_fraction": FRACTION, "data.split_seed": Range(0, 2**32 - 1), "data.image_size": Range(8),
-    "data.channels": AT_LEAST_1, "data.num_workers": COUNT, "data.limit_per_split": COUNT,
+    "data.channels": AT_LEAST_1, "data.num_workers": COUNT, "data.memory_limit_gb": COUNT, "data.limit_per_split": COUNT,
     "model.drop_rate": FRACTION, "model.cbam_reduction": AT_LEAST_1, "model.clip.image_size": COUNT,
     "model.fusion.dim": AT_LEAST_1, "model.fusion.hidden": AT_LEAST_1, "model.fusion.dropout": FRACTION,
     **_section("model.lora", _LORA),

@@ -31,6 +31,10 @@ class DataConfig:
     image_size: int = 64
     channels: int = 1
     num_workers: int = 0
+    # prepared inputs held in memory, or written once to a .npy shard in the cache and streamed from it (auto: stream
+    # a split whose inputs would take more than memory_limit_gb; docs/scale.md)
+    storage: Literal["auto", "memory", "stream"] = "auto"
+    memory_limit_gb: float = 8.0
     limit_per_split: int = 0  # >0: keep at most this many images per split (quick runs)
     corrections: str = ""  # reviewer decisions CSV (medfit review): image, decision keep/drop/relabel, label
 

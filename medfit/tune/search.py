@@ -17,6 +17,7 @@ from medfit.config import ExperimentConfig
 from medfit.config.secrets import masked_url
 from medfit.errors import ConfigError
 from medfit.run_folder import StudyFolder, check_run_name
+from medfit.tune.drivers import driver_url
 from medfit.tune.space import with_params
 from medfit.tune.stages import StagePlan, check_plan, plan_stage
 
@@ -54,11 +55,11 @@ def open_storage(url: str, heartbeat_seconds: float) -> optuna.storages.RDBStora
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 120}  # several worker processes write to one file
-    beat = max(1, int(round(heartbeat_seconds)))
+    beat, engine_url = max(1, int(round(heartbeat_seconds))), driver_url(url)
     for attempt in range(4):
         try:
             return optuna.storages.RDBStorage(
-                url, engine_kwargs=kwargs, heartbeat_interval=beat, grace_period=2 * beat,
+                engine_url, engine_kwargs=kwargs, heartbeat_interval=beat, grace_period=2 * beat,
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2))
         except Exception as exc:  # SQLAlchemy raises many types; all mean the URL or server is unusable
             if attempt < 3 and isinstance(exc, sqlalchemy.exc.DBAPIError):
