@@ -15,7 +15,7 @@ def test_timm_record_shows_source_hash_and_tensor_counts():
     metrics = {"pretrained": {"weights": RECORD, "matched": 60, "backbone_tensors": 62, "missing": 2, "unexpected": 0}}
     table = rows(weights_section(metrics))
     assert table["pretrained weights"] == "hf-hub:acme/tiny @ 0123456789abcdef"
-    assert table["sha256"] == f"{SHA[:12]} (weight file; every file in the run's training record)"
+    assert table["sha256"] == f"{SHA[:12]} (weight file; every file in the training record)"
     assert table["tensors loaded"] == "60 of 62 backbone tensors (2 missing, 0 unexpected)"
 
 
@@ -27,5 +27,5 @@ def test_open_clip_and_vlm_records_show_how_their_package_loaded_them():
                                                    "model-00002-of-00002.safetensors": SHA}}
     vlm = {"weights": sharded, "loaded_by": "transformers from_pretrained (local files)"}
     table = rows(weights_section({"pretrained": vlm}))
-    assert table["sha256"] == "2 weight files (each in the run's training record)"
+    assert table["sha256"] == "2 weight files (each in the training record)"
     assert table["tensors loaded"] == "by transformers from_pretrained (local files)"

@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import logging
 import os
 import sys
 import time
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -21,7 +19,6 @@ import medfit
 from medfit.audit.cache import FingerprintCache, near_pairs_path
 from medfit.audit.duplicates import (
     NEAR_SIMILARITY,
-    UnionFind,
     aligned_views,
     differing_pairs,
     direct_neighbours,
@@ -180,7 +177,7 @@ def cached_near_pairs(phashes: list[str], threshold: int, cache_dir: str | Path 
 REGION_COLUMNS = ("slice_index", "roi_label", "mask")
 
 
-def _without_same_file_regions(clusters: list[dict], df: pd.DataFrame) -> list[dict]:
+def without_same_file_regions(clusters: list[dict], df: pd.DataFrame) -> list[dict]:
     """Drop groups made only of rows that name one file (study rows: other slices or ROI labels of one volume are
     not copies of each other; a study in two splits is caught by the patient/study id check)."""
     if not any(c in df.columns for c in REGION_COLUMNS):
@@ -295,41 +292,6 @@ def finding_counts(clusters: list[dict], id_leaks: list[dict]) -> dict:
             "within_split_extra": sum(c["kept"] - 1 for c in within)}
 
 
-def duplicate_groups(df: pd.DataFrame, cfg: AuditConfig | None = None, cache_dir: str | Path | None = None,
-                     cluster: Cluster | None = None) -> np.ndarray:
-    """Duplicate-group id per manifest row (exact copies and verified near-duplicates, transitively; an image with
-    no copy is its own group), from the cached fingerprints: the unit to keep whole when splits are drawn."""
-    cfg = cfg or AuditConfig()
-    df = df.reset_index(drop=True)
-    refs = df["image"].astype(str).tolist()
-    records = compute_fingerprints(refs, cache_dir, cfg.workers, cluster)
-    check_pixels(records, refs)
-    pixel = records["pixel_hash"].tolist() if len(records) else []
-    pairs = (cached_near_pairs(records["phash"].tolist(), cfg.near_threshold, cache_dir, refs, pixel)
-             if cfg.near_duplicates and len(records) else [])
-    clusters, _ = duplicate_clusters(pixel, None, cfg.near_threshold, pairs)
-    group = np.arange(len(df))
-    for c in _without_same_file_regions(clusters, df):
-        group[c["members"]] = c["members"][0]
-    return group
-
-
-def split_groups(df: pd.DataFrame, cfg: AuditConfig | None = None, cache_dir: str | Path | None = None,
-                 cluster: Cluster | None = None) -> np.ndarray:
-    """The unit of a split draw per manifest row: one patient merged with every duplicate group it touches (and
-    those groups with their other patients), so that no copy and no patient straddles train and val."""
-    df = df.reset_index(drop=True)
-    uf = UnionFind(len(df))
-    for i, g in enumerate(duplicate_groups(df, cfg, cache_dir, cluster)):
-        uf.union(i, int(g))
-    if "patient_id" in df.columns:
-        patients = df["patient_id"].fillna("").astype(str)
-        for rows in patients[patients != ""].groupby(patients).indices.values():
-            for r in rows[1:]:
-                uf.union(int(rows[0]), int(r))
-    return np.array([uf.find(i) for i in range(len(df))])
-
-
 def audit_manifest(df: pd.DataFrame, label_columns: list[str], class_names: list[str] | None = None,
                    task: str = "binary", cfg: AuditConfig | None = None, cache_dir: str | Path | None = None,
                    seed: int = 0, cluster: Cluster | None = None) -> AuditResult:
@@ -354,7 +316,7 @@ def audit_manifest(df: pd.DataFrame, label_columns: list[str], class_names: list
     candidates = (cached_near_pairs(records["phash"].tolist(), cfg.near_threshold, cache_dir, refs, pixel)
                   if cfg.near_duplicates else [])
     raw_clusters, pairs = duplicate_clusters(pixel, None, cfg.near_threshold, candidates)
-    raw_clusters = _without_same_file_regions(raw_clusters, df)
+    raw_clusters = without_same_file_regions(raw_clusters, df)
     reviewed_rows = set(np.flatnonzero(reviewed_mask(df).to_numpy()).tolist())
     reviewed = [c for c in raw_clusters if set(c["members"]) <= reviewed_rows]  # a reviewer kept every image
     raw_clusters = [c for c in raw_clusters if not set(c["members"]) <= reviewed_rows]
@@ -412,34 +374,6 @@ def audit_cache_dir(cfg) -> Path:
     if cfg.audit.cache_dir:
         return Path(cfg.audit.cache_dir)
     return Path(cfg.preprocess.cache_dir or Path(cfg.output_dir) / ".cache") / "audit"
-
-
-def split_grouper(cfg, cluster: Cluster | None = None) -> Callable[[pd.DataFrame], np.ndarray] | None:
-    """What a split draw of this experiment keeps whole: ``split_groups`` from the audit's cached fingerprints (patient
-    merged with its duplicate groups), or None when the audit is off (patients alone)."""
-    if not cfg.audit.enabled:
-        return None
-    groups = functools.partial(split_groups, cfg=cfg.audit, cache_dir=audit_cache_dir(cfg), cluster=cluster)
-    # preprocess.on_bad_file: skip drops unreadable rows after the draw (the run lists them): each its own group here
-    return functools.partial(readable_split_groups, groups=groups) if cfg.preprocess.on_bad_file == "skip" else groups
-
-
-def readable_split_groups(df: pd.DataFrame, groups: Callable[[pd.DataFrame], np.ndarray]) -> np.ndarray:
-    """``groups`` of the rows whose image reads; an unreadable image is a group of its own."""
-    df = df.reset_index(drop=True)
-    ok = np.flatnonzero([_reads(ref) for ref in df["image"].astype(str)])
-    out = np.arange(len(df))
-    if len(ok):
-        out[ok] = ok[groups(df.iloc[ok].reset_index(drop=True))]
-    return out
-
-
-def _reads(ref: str) -> bool:
-    try:
-        read_image(ref)
-    except (DataError, OSError):
-        return False
-    return True
 
 
 def run_audit(cfg, manifest, folder: Folder | None, log_findings: bool = True,

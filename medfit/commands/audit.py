@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 
-from medfit.audit.run import run_audit, split_grouper
+from medfit.audit.grouping import split_grouper
+from medfit.audit.run import run_audit
 from medfit.commands.common import add_cluster_arguments, add_config_arguments, load_experiment
 from medfit.config import updated
 from medfit.data.manifest import build_manifest

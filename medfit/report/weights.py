@@ -38,8 +38,8 @@ def weights_section(metrics: dict) -> str:
 def _hashes(record: dict) -> str:
     """The weight file's sha256 (12 hex), or the number of files a sharded model's record hashes."""
     if record.get("sha256"):
-        return f"{record['sha256'][:12]} (weight file; every file in the run's training record)"
-    return f"{len(record['files'])} weight files (each in the run's training record)"
+        return f"{record['sha256'][:12]} (weight file; every file in the training record)"
+    return f"{len(record['files'])} weight files (each in the training record)"
 
 
 def _loaded(p: dict) -> str:
