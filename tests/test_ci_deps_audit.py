@@ -28,9 +28,9 @@ def test_findings_are_printed_and_an_unreachable_service_is_one_line(tmp_path, a
     assert proc.returncode == 0
     lines = proc.stdout.strip().splitlines()
     if answer == "clean":
-        assert lines == ["pip-audit (osv): no known vulnerabilities in requirements.lock"]
+        assert lines == ["pip-audit (pypi): no known vulnerabilities in requirements.lock"]
     elif answer == "found":
-        assert lines[0].startswith("pip-audit (osv): known vulnerabilities") and "GHSA-xxxx-yyyy-zzzz" in proc.stdout
+        assert lines[0].startswith("pip-audit (pypi): known vulnerabilities") and "GHSA-xxxx-yyyy-zzzz" in proc.stdout
     else:
-        assert lines == ["pip-audit (osv): vulnerability service unreachable or failed; requirements.lock not checked "
+        assert lines == ["pip-audit (pypi): vulnerability service unreachable or failed; requirements.lock not checked "
                          "(requests.exceptions.ConnectionError: Failed to resolve 'api.osv.dev')"]
