@@ -23,6 +23,7 @@ Measured figures: README.md, section "Benchmarks".
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -102,6 +103,11 @@ def overrides_of(bench: Bench, extra: tuple[str, ...], args) -> list[str]:
     return [*bench.overrides, *(bench.quick if args.quick else ()), *extra, *args.set]
 
 
+def config_digest(bench: Bench) -> str:
+    """A short digest of the benchmark's config file: a record is reused only while the shipped config is unchanged."""
+    return hashlib.sha256((ROOT / bench.config).read_bytes()).hexdigest()[:12]
+
+
 def run_one(key: str, label: str, extra: tuple[str, ...], args) -> dict:
     """Train and evaluate one benchmark variant; its figures as a flat dict."""
     bench = BENCHES[key]
@@ -116,7 +122,7 @@ def run_one(key: str, label: str, extra: tuple[str, ...], args) -> dict:
     wall = time.perf_counter() - t0
     timing = run.read_json("train_info")["timing"]
     test, val = metrics["splits"]["test"], metrics["splits"]["val"]
-    return {"bench": key, "label": label, "overrides": overrides, "run": str(run.path),
+    return {"bench": key, "label": label, "overrides": overrides, "config": config_digest(bench), "run": str(run.path),
             "auc": test["auc"], "auc_ci": test.get("auc_ci", [float("nan")] * 2), "acc": test["accuracy"],
             "sens": test["sensitivity"], "spec": test["specificity"], "val_auc": val["auc"],
             "threshold": metrics["threshold"]["value"], "fit_s": timing["fit_seconds"], "wall_s": round(wall, 1),
@@ -133,10 +139,10 @@ def recorded(args) -> list[dict]:
 
 def result(key: str, label: str, extra: tuple[str, ...], args) -> dict:
     """A variant's figures: read back from --record with --reuse, else trained (and appended to --record)."""
-    overrides = overrides_of(BENCHES[key], extra, args)
+    overrides, digest = overrides_of(BENCHES[key], extra, args), config_digest(BENCHES[key])
     if args.reuse:
         for row in recorded(args):
-            if row["bench"] == key and row["overrides"] == overrides:
+            if row["bench"] == key and row["overrides"] == overrides and row.get("config") == digest:
                 return {**row, "label": label}
     row = run_one(key, label, extra, args)
     if args.record:
