@@ -23,6 +23,7 @@ Measured figures: README.md, section "Benchmarks".
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -33,8 +34,12 @@ from pathlib import Path
 
 import medfit  # noqa: F401  (torchvision shim before timm/lightning)
 
+import pandas as pd
+
 from medfit.commands.pipeline import evaluate_all, train_run
 from medfit.config import load_config
+from medfit.evaluate.metrics import binary_metrics, choose_threshold
+from medfit.run_folder import RunFolder
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -94,12 +99,31 @@ ABLATIONS = {
         ("JPEGs 64 px (the demo as shipped)", "demo", ()),
         ("PneumoniaMNIST 64 px (28 px upsampled)", "pmnist28", (*PMNIST_DEMO, "data.image_size=64")),
     ],
+    # The demo's recipe elements one at a time, on the closest JPEG variant of PneumoniaMNIST (28 px, centre crop).
+    "demo-recipe": [
+        ("JPEGs 28 px, centre crop (reference)", "demo", ("data.image_size=28", CENTRE_CROP)),
+        ("+ 16 epochs", "demo", ("data.image_size=28", CENTRE_CROP, "train.epochs=16")),
+        ("+ mixup 0.2", "demo", ("data.image_size=28", CENTRE_CROP, "train.augment.mixup=0.2")),
+        ("+ label smoothing 0.1", "demo", ("data.image_size=28", CENTRE_CROP, "train.label_smoothing=0.1")),
+        ("+ validation 20 % of the patients", "demo", ("data.image_size=28", CENTRE_CROP, "data.val_fraction=0.2")),
+        ("+ dedupe (as PneumoniaMNIST's config)", "demo", ("data.image_size=28", CENTRE_CROP, "audit.dedupe=true")),
+        ("+ no EMA", "demo", ("data.image_size=28", CENTRE_CROP, "train.ema_decay=0")),
+        ("+ 48 px", "demo", ("data.image_size=48", CENTRE_CROP)),
+    ],
 }
+# Threshold rules compared after training (the same predictions, no retraining): each picks its threshold on val.
+THRESHOLD_RULES = (("youden", 0.5), ("fixed", 0.5), ("sensitivity", 0.95), ("sensitivity", 0.9),
+                   ("specificity", 0.95))
 
 
 def overrides_of(bench: Bench, extra: tuple[str, ...], args) -> list[str]:
     """Every override of one run: the benchmark's, the variant's, --quick's and --set's (later ones win)."""
     return [*bench.overrides, *(bench.quick if args.quick else ()), *extra, *args.set]
+
+
+def config_digest(bench: Bench) -> str:
+    """A short digest of the benchmark's config file: a record is reused only while the shipped config is unchanged."""
+    return hashlib.sha256((ROOT / bench.config).read_bytes()).hexdigest()[:12]
 
 
 def run_one(key: str, label: str, extra: tuple[str, ...], args) -> dict:
@@ -116,7 +140,7 @@ def run_one(key: str, label: str, extra: tuple[str, ...], args) -> dict:
     wall = time.perf_counter() - t0
     timing = run.read_json("train_info")["timing"]
     test, val = metrics["splits"]["test"], metrics["splits"]["val"]
-    return {"bench": key, "label": label, "overrides": overrides, "run": str(run.path),
+    return {"bench": key, "label": label, "overrides": overrides, "config": config_digest(bench), "run": str(run.path),
             "auc": test["auc"], "auc_ci": test.get("auc_ci", [float("nan")] * 2), "acc": test["accuracy"],
             "sens": test["sensitivity"], "spec": test["specificity"], "val_auc": val["auc"],
             "threshold": metrics["threshold"]["value"], "fit_s": timing["fit_seconds"], "wall_s": round(wall, 1),
@@ -133,10 +157,10 @@ def recorded(args) -> list[dict]:
 
 def result(key: str, label: str, extra: tuple[str, ...], args) -> dict:
     """A variant's figures: read back from --record with --reuse, else trained (and appended to --record)."""
-    overrides = overrides_of(BENCHES[key], extra, args)
+    overrides, digest = overrides_of(BENCHES[key], extra, args), config_digest(BENCHES[key])
     if args.reuse:
         for row in recorded(args):
-            if row["bench"] == key and row["overrides"] == overrides:
+            if row["bench"] == key and row["overrides"] == overrides and row.get("config") == digest:
                 return {**row, "label": label}
     row = run_one(key, label, extra, args)
     if args.record:
@@ -198,6 +222,27 @@ def print_ablation(rows: list[dict]) -> None:
               f"{r['acc']:>7.3f}{r['acc'] - ref['acc']:>+7.3f}{r['sens']:>7.3f}{r['spec']:>7.3f}{r['fit_s']:>7.0f}")
 
 
+def threshold_rows(row: dict) -> list[tuple[str, dict]]:
+    """Test accuracy/sensitivity/specificity of one recorded run at the threshold each rule picks on val."""
+    table = pd.read_csv(RunFolder(Path(row["run"])).file("predictions"))
+    val, test = table[table["split"] == "val"], table[table["split"] == "test"]
+    out = []
+    for method, value in THRESHOLD_RULES:
+        t = choose_threshold(val["label"].to_numpy(), val["prob"].to_numpy(), method, value)
+        name = method if method == "youden" else f"{method} {value:g}"
+        out.append((name, {"threshold": t, **binary_metrics(test["label"].to_numpy(), test["prob"].to_numpy(), t)}))
+    return out
+
+
+def print_thresholds(rows: list[dict]) -> None:
+    """For each run: test figures at the threshold of each rule (chosen on val; the AUC does not change)."""
+    print(f"{'variant':<44}{'rule':<18}{'thr':>7}{'acc':>7}{'sens':>7}{'spec':>7}")
+    for r in rows:
+        for name, m in threshold_rows(r):
+            print(f"{r['label'][:43]:<44}{name:<18}{m['threshold']:>7.3f}{m['accuracy']:>7.3f}{m['sensitivity']:>7.3f}"
+                  f"{m['specificity']:>7.3f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", default=",".join(BENCHES), help=f"comma list of {', '.join(BENCHES)}")
@@ -210,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None, help="run folder parent (default: a temporary folder)")
     p.add_argument("--record", type=Path, help="append each finished run to this JSON-lines file")
     p.add_argument("--reuse", action="store_true", help="read runs already in --record back instead of training")
+    p.add_argument("--thresholds", action="store_true", help="also print test figures under other threshold rules")
     args = p.parse_args(argv)
     if not args.data.is_dir():
         print(f"skipped: {args.data} not found")
@@ -224,11 +270,15 @@ def main(argv: list[str] | None = None) -> int:
         rows = [result(key, label, tuple(extra), args) for label, key, extra in variants]
         print(f"\nablation {args.ablation}{' (quick)' if args.quick else ''}: test figures at the validation threshold")
         print_ablation(rows)
+        if args.thresholds:
+            print_thresholds(rows)
         return 0
     rows = [result(key, BENCHES[key].title, (), args) for key in args.only.split(",")]
     print(f"\nmedfit quality benchmark{' (quick: figures mean little)' if args.quick else ''}, "
           f"{os.cpu_count()} CPUs, torch threads {os.environ.get('OMP_NUM_THREADS', 'default')}")
     print_table(rows)
+    if args.thresholds:
+        print_thresholds(rows)
     return 0
 
 
