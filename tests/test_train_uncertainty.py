@@ -71,3 +71,12 @@ def test_mc_dropout_passes_differ_repeat_and_keep_batchnorm_statistics():
     assert model[4].training and not model[2].training  # dropout on, BatchNorm on its running statistics
     with pytest.raises(ConfigError, match="evaluate.mc_dropout 4: the network has no dropout"):
         mc_passes([net(0.0)], cfg)
+
+
+def test_views_take_a_translate_range_as_the_elbow_study_sets_it():
+    """train.augment.translate [low, high] (the elbow configs): shift views step by the largest magnitude."""
+    x = torch.arange(2 * 1 * 20 * 20, dtype=torch.float32).view(2, 1, 20, 20)
+    views = tta_views(x, ["shift", "augment"], AugmentConfig(translate=[0.02, 0.1]), strength=1.0, samples=2)
+    assert len(views) == 1 + 4 + 2 and all(v.shape == x.shape for v in views)
+    torch.testing.assert_close(views[1], shift(x, 2, 0))  # 20 px x 0.1 x strength 1
+    assert weak_augment(AugmentConfig(translate=[0.02, 0.1]), 0.5).cfg.translate == [0.01, 0.05]

@@ -28,12 +28,17 @@ def shift(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
     return x[..., rows, :][..., cols]
 
 
+def _scaled(translate, strength: float):
+    """train.augment.translate (a fraction, or [low, high] shift magnitudes) scaled by ``strength``."""
+    return [v * strength for v in translate] if isinstance(translate, (list, tuple)) else translate * strength
+
+
 def weak_augment(cfg: AugmentConfig, strength: float) -> BatchAugment:
     """The training augmentation with every range scaled by ``strength`` (flips kept as they are)."""
     lo, hi = (list(cfg.scale) or [1.0, 1.0])
     return BatchAugment(replace(cfg, rotate_degrees=cfg.rotate_degrees * strength,
                                 scale=[1 - (1 - lo) * strength, 1 + (hi - 1) * strength],
-                                translate=cfg.translate * strength, brightness=cfg.brightness * strength,
+                                translate=_scaled(cfg.translate, strength), brightness=cfg.brightness * strength,
                                 contrast=cfg.contrast * strength))
 
 
@@ -42,7 +47,8 @@ def tta_views(x: torch.Tensor, views: list[str], augment: AugmentConfig, strengt
     """The batch itself first, then one tensor per view (``augment``: ``samples`` seeded random views)."""
     out = [x]
     size = x.shape[-1]
-    step = max(1, round(size * max(augment.translate, 0.02) * strength))  # pixels; at least 1
+    largest = max(augment.translate) if isinstance(augment.translate, (list, tuple)) else augment.translate
+    step = max(1, round(size * max(largest, 0.02) * strength))  # pixels; at least 1
     for view in views:
         if view == "hflip":
             out.append(_in_plane(x, lambda t: t.flip(-1)))
