@@ -10,6 +10,7 @@ from collections.abc import Callable
 from tqdm.auto import tqdm
 
 from medfit.commands.common import add_cluster_arguments, add_config_arguments, load_experiment
+from medfit.audit import split_grouper
 from medfit.data.manifest import build_manifest
 from medfit.errors import DataError
 from medfit.preprocess import Recipe, cache_dir_for
@@ -66,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_experiment(args)
     recipe = Recipe.of_experiment(cfg)
     # the rows `medfit train` reads (key slices and their neighbours for study configs), so every entry is a hit later
-    manifest = study_rows(build_manifest(cfg, args.data), cfg)
+    # drawn as training draws its splits (around duplicate groups), so limit_per_split picks the same images
+    manifest = study_rows(build_manifest(cfg, args.data, split_grouper(cfg)), cfg)
     load, _ = input_loader(cfg, manifest.df)  # the training dataset's own reading path and cache keys
     cache_dir = cache_dir_for(cfg)
     before = sum(1 for _ in cache_dir.rglob("*.npz")) if cache_dir.is_dir() else 0

@@ -16,6 +16,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from medfit.config import ExperimentConfig, updated
+from medfit.audit import split_grouper
 from medfit.data.manifest import Manifest, build_manifest
 from medfit.errors import ConfigError, DataError
 from medfit.evaluate.protocols import FitFn, fixed_manifest_config
@@ -91,7 +92,7 @@ def learning_curve(cfg: ExperimentConfig, data_dir: str | None, fit: FitFn, frac
                    seeds=(0, 1, 2)) -> dict:
     """Train at every fraction x seed into ``<output_dir>/<name>-lc/``; write and return the curve and its verdict."""
     fractions = sorted({float(f) for f in fractions})
-    manifest = build_manifest(cfg, data_dir)
+    manifest = build_manifest(cfg, data_dir, split_grouper(cfg))  # the training run's split draw
     if not (manifest.df["split"] == "test").any():
         raise DataError(f"{cfg.data.root}: no 'test' rows; a learning curve scores every model on one test set")
     out = ProtocolFolder(Path(cfg.output_dir) / f"{cfg.name}-lc")

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 
 from medfit.config import ExperimentConfig
 from medfit.data.datasets import EpochSeededSampler, PreparedDataset
+from medfit.audit import split_grouper
 from medfit.data.manifest import Manifest, build_manifest
 from medfit.errors import ConfigError, DataError
 from medfit.pretrain.backbone import create_vit
@@ -61,7 +62,7 @@ def pretrain(cfg: ExperimentConfig, data_dir: str | None = None, resume: bool = 
     seed_everything(cfg.seed)
     run = RunFolder.of(cfg.output_dir, cfg.name)
     run.check_start(resume)
-    manifest = build_manifest(cfg, data_dir)
+    manifest = build_manifest(cfg, data_dir, split_grouper(cfg))  # the fine-tuning run's split draw
     pool = splits_manifest(manifest, pre.splits)
     if len(pool) < pre.batch_size:
         raise DataError(f"{cfg.data.root}: {len(pool)} images in splits {pre.splits}, fewer than pretrain.batch_size "
