@@ -63,6 +63,12 @@ def test_a_bad_file_stops_a_run_on_a_joined_cluster_with_one_line_naming_it(xray
     cfg = tmp_path / "xray.yaml"
     cfg.write_text(f"data: {{source: folder, root: {root}, image_size: 32, val_fraction: 0.25}}\n"
                    f"output_dir: {tmp_path / 'runs'}\npreprocess: {{ops: [{{name: clahe}}], on_bad_file: error}}\n")
+    # with the audit on, the split draw (duplicate groups) reads every image first and names the bad one
+    assert main(["preprocess", str(cfg), "--cluster", dask_scheduler]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {bad}: not a readable image")
+    # without it (no duplicate grouping), the cluster's workers meet it: tried once, named in one line
+    cfg.write_text(cfg.read_text() + "audit: {enabled: false}\n")
     assert main(["preprocess", str(cfg), "--cluster", dask_scheduler]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith(f"error: preprocess: 1 of 23 items failed: {bad}: DataError: ")  # a bad file: tried once
