@@ -81,7 +81,7 @@ def is_xrv_file(path: Path) -> bool:
 def read_torchxrayvision_file(path: Path) -> dict[str, torch.Tensor]:
     """A torchxrayvision release file (a whole pickled DenseNet) read with weights_only=True.
 
-    torchxrayvision's own loader calls torch.load(weights_only=False); here only the module classes of the DenseNet it
+    torchxrayvision's own loader unpickles the whole file without restriction; here only the module classes of the DenseNet it
     builds are allowed, so the file cannot run code.
     """
     import torchxrayvision as xrv  # optional and heavy (scikit-image); only these files need it
