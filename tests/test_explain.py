@@ -13,6 +13,7 @@ from medfit.errors import ConfigError
 from medfit.explain import attention_rollout, compute_cam, find_target_layer
 from medfit.explain.overlay import write_overlay
 from medfit.explain.rollout import attention_maps, rollout_from_attentions
+from tiny_fit import fit_binary
 
 NPZ = "pneumoniamnist/pneumoniamnist_reconstructed.npz"
 
@@ -43,13 +44,7 @@ def test_gradcam_passes_the_model_randomisation_sanity_check(shared_data):
     yt = data["test_labels"][:, 0]
     model = tiny_cnn()
     opt = torch.optim.Adam(model.parameters(), 3e-3)
-    for _ in range(3):
-        for idx in torch.randperm(len(x)).split(64):
-            loss = nn.functional.binary_cross_entropy_with_logits(model(x[idx])[:, 0], y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    model.eval()
+    fit_binary(model, x, y, opt, 3)
     with torch.no_grad():
         assert roc_auc_score(yt, model(xt)[:, 0].numpy()) > 0.8  # it learnt something real
     assert find_target_layer(model, xt[:1]) == "7"  # the last spatial activation, before global pooling

@@ -15,6 +15,7 @@ from medfit.explain.cam import token_grid, vit_trunk
 from medfit.models import build_model
 from test_explain import NPZ, rank_similarity
 from test_models_clip import make_tiny_biomedclip
+from tiny_fit import fit_binary
 
 torch.set_num_threads(1)
 
@@ -73,13 +74,7 @@ def test_clip_lora_saliency_passes_the_model_randomisation_sanity_check(shared_d
     model = clip_classifier(clip_folder, lora=True, size=48).train()  # a 3 x 3 patch grid
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], 3e-3)
     torch.manual_seed(0)
-    for _ in range(2):
-        for idx in torch.randperm(len(x)).split(64):
-            loss = nn.functional.binary_cross_entropy_with_logits(model(x[idx])[:, 0], y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    model.eval()
+    fit_binary(model, x, y, opt, 2)
     with torch.no_grad():
         auc = roc_auc_score(yt, model(xt)[:, 0].numpy())
     assert auc > 0.8, auc  # LoRA on the CLIP tower learnt something real

@@ -13,6 +13,7 @@ from medfit.models.sequence import SliceSequence
 from medfit.models.volume_models import GatedAttentionMIL
 from medfit.preprocess.reformat import central_slice_indices
 from medfit.preprocess.sampling import sampled_slices
+from tiny_fit import fit_binary
 
 torch.set_num_threads(1)
 
@@ -36,12 +37,7 @@ def fitted_auc(model: nn.Module) -> float:
     xt, yt = order_task(256, 1)
     opt = torch.optim.Adam(model.parameters(), 1e-2)
     torch.manual_seed(0)
-    for _ in range(3):
-        for idx in torch.randperm(len(x)).split(64):
-            loss = nn.functional.binary_cross_entropy_with_logits(model(x[idx])[:, 0], y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    fit_binary(model, x, y, opt, 3)
     with torch.no_grad():
         return roc_auc_score(yt.numpy(), model.eval()(xt)[:, 0].numpy())
 
