@@ -22,9 +22,8 @@ from medfit.preprocess.study import input_loader
 from medfit.run_folder import RunFolder, write_csv
 from medfit.task import Task
 from medfit.train.ensemble import load_members
-from medfit.train.features import stacked, tap_features
+from medfit.train.features import pooled_features, stacked, tap_features
 from medfit.train.ood import load_gate
-from medfit.train.predict import predict_probabilities
 from medfit.train.uncertainty import predict_members
 
 
@@ -92,9 +91,7 @@ def run(args: argparse.Namespace) -> int:
         table = predict_members(models, seeds, work, cfg, ["predict"], {"predict": dataset})  # batches as in training
     features = stacked(batches, len(table))
     if gate is not None and features is None:  # MC-dropout passes or TTA views: the gate reads one plain pass
-        with tap_features(models[0]) as batches:
-            predict_probabilities(models[0], dataset, work.target, cfg.train.batch_size, False)
-        features = stacked(batches, len(table))
+        features = pooled_features(models[0], dataset, cfg.train.batch_size)
     table["split"] = df["split"].to_numpy()
     add_prediction_sets(table, args.run, Task.of(cfg.data), cfg)
     table = mark_outside(table, gate, features, args)
