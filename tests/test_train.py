@@ -3,6 +3,7 @@ import json
 
 import pandas as pd
 import pytest
+import timm
 import torch
 
 from medfit.cli import main
@@ -22,7 +23,7 @@ def mnist_config(shared_data, tmp_path, **train_kw):
     return config_from_dict({
         "name": "pmnist", "seed": 1, "output_dir": str(tmp_path / "runs"),
         "data": {"source": "medmnist", "root": str(shared_data / NPZ), "image_size": 28, "channels": 1},
-        "model": {"name": "resnet18"},
+        "model": {"name": "resnet10t"},
         "train": {"epochs": 3, "batch_size": 64, "optim": {"lr": 0.003}, "logger": "csv", "progress_bar": False,
                   "augment": {"rotate_degrees": 5, "translate": 0.04}, **train_kw},
         "evaluate": {"bootstrap": 200},
@@ -33,7 +34,7 @@ def mnist_config(shared_data, tmp_path, **train_kw):
 @pytest.fixture(scope="module")
 def trained_run(shared_data, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("train")
-    # 2 epochs of batches of 32 on 2000 training images; the full training split for 3 epochs reached test AUC 0.952
+    # resnet10t, 2 epochs of batches of 32 on 2000 training images (resnet18 on all 4708 for 3 epochs: test AUC 0.952)
     cfg = updated(mnist_config(shared_data, tmp, epochs=2, batch_size=32), {"data.limit_per_split": LIMIT})
     return finish_run(train_run(cfg)).path
 
@@ -42,11 +43,13 @@ def test_pneumoniamnist_reaches_auc_090_and_writes_the_run_folder(trained_run):
     metrics = json.loads((trained_run / "metrics.json").read_text())
     test = metrics["splits"]["test"]
     assert test["n"] == 624
-    assert test["auc"] >= 0.90, test  # measured 0.9305 (CI 0.910-0.950), seed 1 on CPU
+    assert test["auc"] >= 0.90, test  # measured 0.938 (CI 0.921-0.954), seed 1 on CPU
     lo, hi = test["auc_ci"]
     assert lo < test["auc"] < hi
     assert metrics["threshold"]["chosen_on"] == "val" and 0 < metrics["threshold"]["value"] < 1
-    assert metrics["parameters"]["trainable"] == metrics["parameters"]["total"] > 1e7
+    network = timm.create_model("resnet10t", in_chans=1, num_classes=1)  # one grey channel in, one logit out
+    assert metrics["parameters"]["trainable"] == metrics["parameters"]["total"] == \
+        sum(p.numel() for p in network.parameters()) > 4e6
     for name in ("config.yaml", "manifest.csv", "predictions.csv", "report.html", "checkpoints/best.ckpt",
                  "checkpoints/last.ckpt", "logs/metrics.csv"):
         assert (trained_run / name).is_file(), name
@@ -79,7 +82,7 @@ def test_resume_from_last_checkpoint_matches_an_uninterrupted_run(shared_data, t
     configs = []
     for sub in ("full", "resumed"):
         cfg = updated(mnist_config(shared_data, tmp_path / sub, epochs=2, batch_size=16), {
-            "model.name": "resnet10t", "model.drop_rate": 0.2,  # dropout exercises the RNG state across the resume
+            "model.drop_rate": 0.2,  # dropout exercises the RNG state across the resume
             "train.ema_decay": 0.9,  # the weight average is checkpointed and restored too
             "data.limit_per_split": 48})  # equality needs a few batches per epoch, not many images
         configs.append(cfg)
