@@ -125,7 +125,7 @@ def test_ddp_on_cpu_with_two_gloo_processes(shared_data, tmp_path):
     cfg.write_text(f"""
 name: ddp
 output_dir: {tmp_path / 'runs'}
-data: {{source: medmnist, root: {shared_data / NPZ}, image_size: 28, limit_per_split: 320}}
+data: {{source: medmnist, root: {shared_data / NPZ}, image_size: 28, limit_per_split: 160}}
 model: {{name: resnet10t}}
 train: {{epochs: 2, batch_size: 32, optim: {{lr: 0.003}}, logger: csv, progress_bar: false, devices: 2, strategy: ddp}}
 evaluate: {{bootstrap: 50}}
@@ -138,7 +138,7 @@ audit: {{dedupe: true}}
     info = json.loads((tmp_path / "runs" / "ddp" / "train_info.json").read_text())
     assert info["timing"]["world_size"] == 2
     metrics = json.loads((tmp_path / "runs" / "ddp" / "metrics.json").read_text())
-    assert metrics["splits"]["test"]["n"] == 320 and metrics["splits"]["test"]["auc"] > 0.7
+    assert metrics["splits"]["test"]["n"] == 160 and metrics["splits"]["test"]["auc"] > 0.7  # measured 0.913
 
 
 def test_train_refuses_a_split_leak_found_by_the_audit(shared_data, tmp_path, capsys):
