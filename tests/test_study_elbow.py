@@ -12,6 +12,7 @@ import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
+from chest_subset import chest_subset
 from medfit.cli import main
 from medfit.config import load_config
 from medfit.models import build_network, load_network
@@ -46,7 +47,11 @@ def imagenet_like_folder(tmp: Path) -> Path:
 def study(shared_data, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("elbow")
     runs = tmp / "runs"
-    data = ["--data", str(shared_data)]
+    # the chest X-ray stand-in: 350 + 350 training images (val: 10% of them by patient), 32 + 32 test; every run keeps
+    # 64 per split
+    subset = chest_subset(shared_data, tmp / "data", {"train": 350, "test": 32})
+    (subset / "pneumoniamnist").symlink_to(shared_data / "pneumoniamnist")  # stage 1's data
+    data = ["--data", str(subset)]
     weights = imagenet_like_folder(tmp)
     stage1 = overrides(tmp, "s1-convnext", "model.name=convnext_atto", f"model.pretrained={weights}",
                        "data.limit_per_split=64")
@@ -161,6 +166,7 @@ def test_predict_explain_compare_and_report(study, capsys):
     shift = r.read_metrics()["shift"]
     domain = shift["domain"]["test"]
     # the chest X-rays' val (from train/) and test images differ visibly, within each class too
+    # measured 0.638 (CI 0.540-0.735); the whole tree gave 0.657 (0.561-0.753), 40 + 40 test cut to 64: (0.489-)
     assert domain["auc_ci"][0] > 0.5 and domain["n"] == [PER_SPLIT, PER_SPLIT]
     assert "Shift between development and test" in page and "tells val images from test images apart" in page
     assert "saliency" in page.lower()

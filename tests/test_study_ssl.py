@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from chest_subset import chest_subset
 from medfit.cli import main
 from medfit.config import load_config
 from medfit.models import build_network, load_network
@@ -30,7 +31,9 @@ SMALL = ["data.image_size=32", f"data.limit_per_split={PER_SPLIT}", f"model.kwar
 def study(shared_data, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ssl")
     runs = tmp / "runs"
-    common = ["--data", str(shared_data), "--set", f"output_dir={runs}", *SMALL]
+    # 300 + 300 training images (val: 10% of them by patient), 24 + 24 test images: all the runs use 48 per split
+    data = chest_subset(shared_data, tmp / "data", {"train": 300, "test": 24})
+    common = ["--data", str(data), "--set", f"output_dir={runs}", *SMALL]
     assert main(["pretrain", str(CONFIG), "--name", "pretrain", *common]) == 0
     tuned = [*common, f"model.pretrained={runs / 'pretrain'}"]
     start = build_network(load_config(CONFIG, tuned[3:]), 1)  # what fine-tuning starts from
@@ -61,7 +64,7 @@ def test_pretraining_writes_windowed_encoder_weights_and_probe_scores(study):
     assert {"mae_loss", "dino_loss", "boxloc_loss"} <= set(log.columns)  # the three objectives, cycled per batch
     probe = info["probe"]
     assert probe["split"] == "test" and probe["scored_images"] == PER_SPLIT
-    assert 0.5 < probe["pretrained"]["linear_probe_auc"] <= 1  # frozen features separate the classes
+    assert 0.5 < probe["pretrained"]["linear_probe_auc"] <= 1  # frozen features separate the classes (measured 0.691)
     assert pre.read_config().pretrain.window_size == 4
 
 

@@ -3,6 +3,7 @@ import json
 
 import pandas as pd
 import pytest
+import timm
 import torch
 
 from medfit.cli import main
@@ -15,13 +16,14 @@ from medfit.models.checkpoint import read_checkpoint
 from medfit.run_folder import RunFolder
 
 NPZ = "pneumoniamnist/pneumoniamnist_reconstructed.npz"
+LIMIT = 2000  # per split: 2000 of the 4708 training images, all 524 val and all 624 test images
 
 
 def mnist_config(shared_data, tmp_path, **train_kw):
     return config_from_dict({
         "name": "pmnist", "seed": 1, "output_dir": str(tmp_path / "runs"),
         "data": {"source": "medmnist", "root": str(shared_data / NPZ), "image_size": 28, "channels": 1},
-        "model": {"name": "resnet18"},
+        "model": {"name": "resnet10t"},
         "train": {"epochs": 3, "batch_size": 64, "optim": {"lr": 0.003}, "logger": "csv", "progress_bar": False,
                   "augment": {"rotate_degrees": 5, "translate": 0.04}, **train_kw},
         "evaluate": {"bootstrap": 200},
@@ -32,18 +34,22 @@ def mnist_config(shared_data, tmp_path, **train_kw):
 @pytest.fixture(scope="module")
 def trained_run(shared_data, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("train")
-    return finish_run(train_run(mnist_config(shared_data, tmp))).path
+    # resnet10t, 2 epochs of batches of 32 on 2000 training images (resnet18 on all 4708 for 3 epochs: test AUC 0.952)
+    cfg = updated(mnist_config(shared_data, tmp, epochs=2, batch_size=32), {"data.limit_per_split": LIMIT})
+    return finish_run(train_run(cfg)).path
 
 
 def test_pneumoniamnist_reaches_auc_090_and_writes_the_run_folder(trained_run):
     metrics = json.loads((trained_run / "metrics.json").read_text())
     test = metrics["splits"]["test"]
     assert test["n"] == 624
-    assert test["auc"] >= 0.90, test
+    assert test["auc"] >= 0.90, test  # measured 0.938 (CI 0.921-0.954), seed 1 on CPU
     lo, hi = test["auc_ci"]
     assert lo < test["auc"] < hi
     assert metrics["threshold"]["chosen_on"] == "val" and 0 < metrics["threshold"]["value"] < 1
-    assert metrics["parameters"]["trainable"] == metrics["parameters"]["total"] > 1e7
+    network = timm.create_model("resnet10t", in_chans=1, num_classes=1)  # one grey channel in, one logit out
+    assert metrics["parameters"]["trainable"] == metrics["parameters"]["total"] == \
+        sum(p.numel() for p in network.parameters()) > 4e6
     for name in ("config.yaml", "manifest.csv", "predictions.csv", "report.html", "checkpoints/best.ckpt",
                  "checkpoints/last.ckpt", "logs/metrics.csv"):
         assert (trained_run / name).is_file(), name
@@ -75,10 +81,10 @@ class StopAfterFirstEpoch(Callback):
 def test_resume_from_last_checkpoint_matches_an_uninterrupted_run(shared_data, tmp_path):
     configs = []
     for sub in ("full", "resumed"):
-        cfg = updated(mnist_config(shared_data, tmp_path / sub, epochs=2), {
+        cfg = updated(mnist_config(shared_data, tmp_path / sub, epochs=2, batch_size=16), {
             "model.drop_rate": 0.2,  # dropout exercises the RNG state across the resume
             "train.ema_decay": 0.9,  # the weight average is checkpointed and restored too
-            "data.limit_per_split": 300})
+            "data.limit_per_split": 48})  # equality needs a few batches per epoch, not many images
         configs.append(cfg)
     full, resumed = configs
     last = lambda cfg: RunFolder.of(cfg.output_dir, cfg.name).checkpoint("last")  # noqa: E731
@@ -119,7 +125,7 @@ def test_ddp_on_cpu_with_two_gloo_processes(shared_data, tmp_path):
     cfg.write_text(f"""
 name: ddp
 output_dir: {tmp_path / 'runs'}
-data: {{source: medmnist, root: {shared_data / NPZ}, image_size: 28, limit_per_split: 320}}
+data: {{source: medmnist, root: {shared_data / NPZ}, image_size: 28, limit_per_split: 160}}
 model: {{name: resnet10t}}
 train: {{epochs: 2, batch_size: 32, optim: {{lr: 0.003}}, logger: csv, progress_bar: false, devices: 2, strategy: ddp}}
 evaluate: {{bootstrap: 50}}
@@ -132,7 +138,7 @@ audit: {{dedupe: true}}
     info = json.loads((tmp_path / "runs" / "ddp" / "train_info.json").read_text())
     assert info["timing"]["world_size"] == 2
     metrics = json.loads((tmp_path / "runs" / "ddp" / "metrics.json").read_text())
-    assert metrics["splits"]["test"]["n"] == 320 and metrics["splits"]["test"]["auc"] > 0.7
+    assert metrics["splits"]["test"]["n"] == 160 and metrics["splits"]["test"]["auc"] > 0.7  # measured 0.913
 
 
 def test_train_refuses_a_split_leak_found_by_the_audit(shared_data, tmp_path, capsys):
