@@ -41,6 +41,8 @@ def _numbers(obj, out=None) -> set[str]:
     elif isinstance(obj, list):
         for v in obj:
             _numbers(v, out)
+    elif isinstance(obj, str):  # a sentence the run wrote (e.g. the conformal note's "3.3 points above")
+        out |= set(re.findall(r"-?\d+\.\d+", obj))
     elif isinstance(obj, (int, float)) and not isinstance(obj, bool):
         out |= {f"{float(obj):.{d}f}" for d in range(5)} | {f"{100 * float(obj):.{d}f}" for d in (0, 1)} | {str(obj)}
     return out
