@@ -10,7 +10,7 @@ from dataclasses import replace
 import torch
 
 from medfit.config import AugmentConfig
-from medfit.data.augment import BatchAugment
+from medfit.data.augment import BatchAugment, translate_range
 
 VIEWS = ("hflip", "vflip", "shift", "augment")
 
@@ -47,8 +47,7 @@ def tta_views(x: torch.Tensor, views: list[str], augment: AugmentConfig, strengt
     """The batch itself first, then one tensor per view (``augment``: ``samples`` seeded random views)."""
     out = [x]
     size = x.shape[-1]
-    largest = max(augment.translate) if isinstance(augment.translate, (list, tuple)) else augment.translate
-    step = max(1, round(size * max(largest, 0.02) * strength))  # pixels; at least 1
+    step = max(1, round(size * max(translate_range(augment.translate)[1], 0.02) * strength))  # pixels; at least 1
     for view in views:
         if view == "hflip":
             out.append(_in_plane(x, lambda t: t.flip(-1)))
